@@ -1,0 +1,1 @@
+"""Command groups of the ``drp`` CLI, one module each (see ``drp.cli``)."""

@@ -1,5 +1,178 @@
-"""Placeholder: filled in by its owner."""
+"""``drp lab``: build, inspect, break, repair and remove the embedded DC/DRC lab."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True)
+from drp.commands._output import console, emit_json, fail
+from drp.errors import DrpError
+from drp.lab.core import FAULTS, Lab
+
+app = typer.Typer(no_args_is_help=True, help="The embedded DC/DRC lab on this machine.")
+
+RootOpt = Annotated[
+    Path | None, typer.Option("--root", help="Lab directory (default .lab/ or DRP_LAB_ROOT).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _lab(root: Path | None, verbose: bool = True) -> Lab:
+    def say(msg: str) -> None:
+        if verbose:
+            console.print(f"[cyan]•[/] {msg}", highlight=False)
+
+    return Lab.from_env(root=root, progress=say)
+
+
+@app.command()
+def up(
+    sync: Annotated[
+        bool, typer.Option("--sync", help="Synchronous replication to drc-db.")
+    ] = False,
+    root: RootOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Build (once) and start the lab: dc-db, drc-db, ops-db, apps, front door, sshd."""
+    lab = _lab(root, verbose=not json_out)
+    try:
+        status = lab.up(sync=sync)
+    except DrpError as exc:
+        fail(str(exc))
+    if json_out:
+        emit_json(status)
+    else:
+        _print_status(status)
+
+
+@app.command()
+def status(root: RootOpt = None, json_out: JsonOpt = False) -> None:
+    """Each component: endpoint, up/down, database role, replication and lag, active site."""
+    st = _lab(root, verbose=False).status()
+    if json_out:
+        emit_json(st)
+        return
+    if not st["built"]:
+        fail(f"no lab at {st['root']} (hint: drp lab up)")
+    _print_status(st)
+
+
+@app.command("break")
+def break_(
+    fault: Annotated[str, typer.Argument(help=f"One of: {', '.join(FAULTS)}.")],
+    percent: Annotated[float, typer.Option(help="dc-heat: share of server area, %.")] = 50.0,
+    celsius: Annotated[float, typer.Option(help="dc-heat: temperature, °C.")] = 35.0,
+    root: RootOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Inject a fault the way it happens (a crash is pg_ctl stop -m immediate)."""
+    if fault not in FAULTS:
+        fail(f"unknown fault {fault!r}; choose one of: {', '.join(FAULTS)}", code=2)
+    try:
+        what = _lab(root, verbose=False).break_(fault, percent=percent, celsius=celsius)
+    except DrpError as exc:
+        fail(str(exc))
+    if json_out:
+        emit_json({"fault": fault, "effect": what})
+    else:
+        console.print(f"[yellow]⚡[/] {what}", highlight=False)
+
+
+@app.command()
+def repair(root: RootOpt = None, json_out: JsonOpt = False) -> None:
+    """Clear every injected fault (never starts the old primary beside a promoted DRC)."""
+    try:
+        done = _lab(root, verbose=not json_out).repair()
+    except DrpError as exc:
+        fail(str(exc))
+    if json_out:
+        emit_json({"repaired": done})
+    else:
+        for line in done:
+            console.print(f"[green]✓[/] {line}", highlight=False)
+
+
+@app.command()
+def down(
+    purge: Annotated[bool, typer.Option("--purge", help="Also delete the lab directory.")] = False,
+    root: RootOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Stop everything the lab started, by process id."""
+    stopped = _lab(root, verbose=False).down(purge=purge)
+    if json_out:
+        emit_json({"stopped": stopped, "purged": purge})
+    else:
+        console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+def _print_status(st: dict) -> None:
+    comps = st["components"]
+    table = Table(title=f"drp lab at {st['root']}", show_lines=False)
+    for col in ("component", "endpoint", "up", "role / state", "detail"):
+        table.add_column(col)
+    for name in ("dc-db", "drc-db", "ops-db"):
+        c = comps[name]
+        detail = ""
+        if "replication" in c:
+            r = c["replication"]
+            detail = (
+                f"streaming={r['streaming']} lag={r['lag_bytes']} B "
+                f"replay_delay={_fmt_s(r['replay_delay_s'])}"
+            )
+        elif c.get("standbys"):
+            detail = "; ".join(
+                f"{s['application_name']}: {s['state']}/{s['sync_state']} lag={s['lag_bytes']} B"
+                for s in c["standbys"]
+            )
+        role = c["role"] + (" (writable)" if c.get("writable") else "")
+        table.add_row(name, f"127.0.0.1:{c['port']}", _yn(c["up"]), role, detail)
+    for site in ("dc", "drc"):
+        c = comps[f"{site}-app"]
+        h = c.get("health") or {}
+        table.add_row(
+            f"{site}-app",
+            c["url"],
+            _yn(c["up"]),
+            h.get("db_role", "-"),
+            f"writable={h.get('writable')}" if h else "",
+        )
+    fd = comps["frontdoor"]
+    table.add_row(
+        "frontdoor",
+        fd["url"],
+        _yn(fd["up"]),
+        f"→ {fd['serving_site']}",
+        f"configured={fd['configured_site']}",
+    )
+    table.add_row(
+        "uplink",
+        ",".join(map(str, comps["uplink"]["ports"])),
+        _yn(comps["uplink"]["up"]),
+        "",
+        "DC network link",
+    )
+    ssh = comps["sshd"]
+    table.add_row("sshd", f"{ssh['host']}:{ssh['port']}", _yn(ssh["up"]), "", ssh["user"])
+    f = comps["facility"]
+    temps = ", ".join(f"{z['zone']}={z['celsius']}°C" for z in f["server_zones"])
+    table.add_row(
+        "facility",
+        f["file"],
+        "",
+        f"power={'on' if f['dc_power'] else 'OFF'}",
+        f"network={'up' if f['national_network'] else 'DOWN'} {temps}",
+    )
+    console.print(table)
+    console.print(f"active site behind the front door: [bold]{st['active_site']}[/]")
+
+
+def _yn(flag: bool) -> str:
+    return "[green]up[/]" if flag else "[red]down[/]"
+
+
+def _fmt_s(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}s"

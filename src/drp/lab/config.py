@@ -1,0 +1,153 @@
+"""Where the embedded lab lives and how its parts are addressed.
+
+Everything is derived from two values: the lab's root directory (default ``.lab/`` in the
+repository, ``DRP_LAB_ROOT`` to change it) and a port base (``DRP_LAB_PORT_BASE``, default 25400),
+so that a test can run its own lab beside an operator's without a clash.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+from dataclasses import dataclass
+from pathlib import Path
+
+from drp.errors import LabError
+
+# Below Linux's ephemeral range (32768-60999): a lab port there can be taken at random by any
+# outgoing connection on the machine, which made servers fail to bind now and then.
+DEFAULT_PORT_BASE = 25400
+PORT_OFFSETS: dict[str, int] = {
+    "dc-db": 1,
+    "drc-db": 2,
+    "ops-db": 3,
+    "dc-app": 11,
+    "drc-app": 12,
+    "ssh": 22,
+    "uplink-app": 31,
+    "uplink-db": 32,
+    "frontdoor": 80,
+}
+DATABASES = ("dc-db", "drc-db", "ops-db")
+SITES = ("dc", "drc")
+SUPERUSER = "drp"
+APP_DATABASE = "skp"
+OPS_DATABASE = "drp"
+SLOT_NAME = "drc_db"
+
+
+def repo_root() -> Path:
+    """The checkout this package runs from (src/drp/lab/config.py -> repo)."""
+    return Path(__file__).resolve().parents[3]
+
+
+def default_root() -> Path:
+    env = os.environ.get("DRP_LAB_ROOT")
+    return Path(env).resolve() if env else repo_root() / ".lab"
+
+
+def default_port_base() -> int:
+    raw = os.environ.get("DRP_LAB_PORT_BASE")
+    if raw is None:
+        return DEFAULT_PORT_BASE
+    try:
+        base = int(raw)
+    except ValueError as exc:
+        raise LabError(f"DRP_LAB_PORT_BASE={raw!r} is not a number (hint: 25400)") from exc
+    if not 1024 <= base <= 32600:
+        raise LabError(
+            f"DRP_LAB_PORT_BASE={base} is outside 1024..32600 (the lab's ports must stay below "
+            "the ephemeral range that starts at 32768)"
+        )
+    return base
+
+
+def find_pg_bin() -> Path:
+    """PostgreSQL's binaries: ``DRP_PG_BIN`` or the newest ``/usr/lib/postgresql/<major>/bin``."""
+    env = os.environ.get("DRP_PG_BIN")
+    if env:
+        return Path(env)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/postgres"),
+        key=lambda p: int(Path(p).parts[-3]),
+    )
+    if not found:
+        raise LabError(
+            "PostgreSQL server binaries not found under /usr/lib/postgresql "
+            "(hint: run `make setup`, which installs Debian's postgresql package)"
+        )
+    return Path(found[-1]).parent
+
+
+def run_as_user() -> str | None:
+    """The unprivileged user that runs the lab's servers when we are root, else None.
+
+    PostgreSQL refuses to run as root; Debian's package creates ``postgres``.
+    """
+    if os.geteuid() != 0:
+        return None
+    name = os.environ.get("DRP_LAB_USER", "postgres")
+    try:
+        pwd.getpwnam(name)
+    except KeyError as exc:
+        raise LabError(
+            f"running as root, the lab needs an unprivileged user {name!r} for PostgreSQL "
+            "(hint: install Debian's postgresql package, or set DRP_LAB_USER)"
+        ) from exc
+    return name
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """Paths and ports of one lab."""
+
+    root: Path
+    port_base: int
+
+    @classmethod
+    def from_env(cls, root: Path | None = None, port_base: int | None = None) -> LabConfig:
+        return cls(
+            root=(root or default_root()).resolve(),
+            port_base=port_base if port_base is not None else default_port_base(),
+        )
+
+    def port(self, name: str) -> int:
+        return self.port_base + PORT_OFFSETS[name]
+
+    # -- paths -----------------------------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.root / "secrets" / "lab.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run"
+
+    def pgdata(self, name: str) -> Path:
+        return self.root / "pg" / name
+
+    @property
+    def facility_file(self) -> Path:
+        return self.root / "facility" / "dc.json"
+
+    @property
+    def frontdoor_dir(self) -> Path:
+        return self.root / "frontdoor"
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.root / "ssh"
+
+    @property
+    def inventory_vars(self) -> Path:
+        """Inventory file of the lab's variables, given to Ansible beside inventory/lab.yml."""
+        return self.root / "inventory-vars.yml"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from drp.commands import evidence, lab, runbook
+from drp.commands import classify, evidence, lab, runbook
 
 app = typer.Typer(
     name="drp",
@@ -21,6 +21,7 @@ app.add_typer(lab.app, name="lab")
 app.add_typer(runbook.app, name="runbook")
 app.add_typer(evidence.app, name="evidence")
 runbook.register_top_level(app)
+classify.register(app)
 
 
 def main() -> None:

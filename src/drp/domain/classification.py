@@ -655,6 +655,34 @@ def classify(signals: Signals) -> Assessment:
     return Assessment(disaster, tuple(notes))
 
 
+def declare(category: DisasterCategory | str, signals: Signals) -> Assessment:
+    """A disaster of ``category`` declared by the person entitled to judge it.
+
+    The observed ``signals`` are classified too: when they show the declared category (or a more
+    severe one) the triggers are kept; when they do not, the declaration stands on the
+    declarer's judgement and basis, and a note says so plainly (an operator may know what no
+    probe shows, as Pasal 5(1)(b) allows an office head; the record must not pretend otherwise).
+    """
+    category = DisasterCategory(category)
+    observed = classify(signals)
+    notes = list(observed.notes)
+    triggers: tuple[Trigger, ...] = ()
+    if observed.disaster is not None:
+        triggers = tuple(t for t in observed.disaster.triggers if t.category is category)
+        if observed.disaster.category.severity > category.severity:
+            notes.append(
+                f"The observed signals show a {observed.disaster.category.label_en}, more severe "
+                f"than the declared {category.label_en}."
+            )
+    if not triggers:
+        notes.append(
+            f"No observed signal shows a {category.label_en}: the declaration rests on the "
+            "declarer's judgement and the basis recorded with it."
+        )
+    disaster = _disaster(category, triggers, signals)
+    return Assessment(disaster, tuple(notes))
+
+
 def _precedence_notes(category: DisasterCategory, triggers: Sequence[Trigger]) -> list[str]:
     lower = [t.article for t in triggers if t.category is not category]
     if not lower:

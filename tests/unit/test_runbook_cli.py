@@ -124,7 +124,7 @@ def test_check_json_gives_the_problems_as_data(lab: Path) -> None:
 def test_plan_prints_the_ordered_steps_and_the_predicted_rto(lab: Path) -> None:
     code, output = run("plan", str(lab))
     assert code == 0, output
-    order = ["preflight", "fence-dc-db", "promote-drc-db", "switch-traffic", "start-drc-app"]
+    order = ["preflight", "fence-dc-db", "promote-drc-db", "start-drc-app", "switch-traffic"]
     positions = [output.index(step_id) for step_id in order]
     assert positions == sorted(positions)
     assert "sangat_kritis" in output
@@ -136,7 +136,7 @@ def test_plan_json_gives_the_plan_as_data(lab: Path) -> None:
     assert code == 0
     data = json.loads(output)
     assert data["predicted_rto_seconds"] == 110
-    assert [s["cumulative_seconds"] for s in data["steps"]] == [20, 35, 55, 70, 90, 110]
+    assert [s["cumulative_seconds"] for s in data["steps"]] == [20, 35, 55, 75, 90, 110]
     assert data["services"][0]["within_rto"] is True
 
 

@@ -437,7 +437,7 @@ def test_the_shipped_lab_runbook_fails_over_the_skp_in_the_order_of_the_lab() ->
     runbook = check(data).runbook
     assert runbook is not None
     actions = [s.action for s in runbook.services[0].steps]
-    assert actions == ["check", "fence", "promote", "switch_traffic", "start", "verify"]
+    assert actions == ["check", "fence", "promote", "start", "switch_traffic", "verify"]
 
 
 # -- loading from disk ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ so that a test can run its own lab beside an operator's without a clash.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ PORT_OFFSETS: dict[str, int] = {
     "ssh": 22,
     "uplink-app": 31,
     "uplink-db": 32,
+    "uplink-ssh": 33,
     "frontdoor": 80,
 }
 DATABASES = ("dc-db", "drc-db", "ops-db")
@@ -61,6 +63,13 @@ def default_port_base() -> int:
             "the ephemeral range that starts at 32768)"
         )
     return base
+
+
+def _built_port_base(root: Path) -> int | None:
+    try:
+        return int(json.loads((root / "state.json").read_text())["port_base"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def find_pg_bin() -> Path:
@@ -107,10 +116,11 @@ class LabConfig:
 
     @classmethod
     def from_env(cls, root: Path | None = None, port_base: int | None = None) -> LabConfig:
-        return cls(
-            root=(root or default_root()).resolve(),
-            port_base=port_base if port_base is not None else default_port_base(),
-        )
+        """The lab at ``root``; an existing lab keeps the port base it was built with."""
+        resolved = (root or default_root()).resolve()
+        if port_base is None:
+            port_base = _built_port_base(resolved) or default_port_base()
+        return cls(root=resolved, port_base=port_base)
 
     def port(self, name: str) -> int:
         return self.port_base + PORT_OFFSETS[name]

@@ -194,6 +194,8 @@ class Lab:
                 f"{cfg.port('uplink-app')}:{cfg.port('dc-app')}",
                 "--route",
                 f"{cfg.port('uplink-db')}:{cfg.port('dc-db')}",
+                "--route",
+                f"{cfg.port('uplink-ssh')}:{cfg.port('ssh')}",
             ],
             cfg.logs / "uplink.log",
         )
@@ -258,6 +260,7 @@ class Lab:
                     "pg_superuser": SUPERUSER,
                     "pg_password_file": str(cfg.secrets_file),
                     "lab_ssh_port": cfg.port("ssh"),
+                    "dc_ssh_port": cfg.port("uplink-ssh"),
                     "lab_ssh_user": sshd.login_user(),
                     "lab_ssh_private_key": str(sshd.paths(cfg)["operator_key"]),
                     "lab_ssh_known_hosts": str(sshd.paths(cfg)["known_hosts"]),
@@ -311,7 +314,7 @@ class Lab:
         }
         comps["uplink"] = {
             "up": owned(state.get("uplink_pid"), self.marker),
-            "ports": [cfg.port("uplink-app"), cfg.port("uplink-db")],
+            "ports": [cfg.port("uplink-app"), cfg.port("uplink-db"), cfg.port("uplink-ssh")],
         }
         p = sshd.paths(cfg)
         comps["sshd"] = {

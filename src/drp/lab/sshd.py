@@ -61,7 +61,13 @@ def prepare(cfg: LabConfig) -> None:
     p["authorized_keys"].write_text(pub_operator + "\n")
     os.chmod(p["authorized_keys"], 0o600)
     host_pub = Path(str(p["host_key"]) + ".pub").read_text().split()
-    p["known_hosts"].write_text(f"[127.0.0.1]:{cfg.port('ssh')} {host_pub[0]} {host_pub[1]}\n")
+    # The same sshd is reached directly and through the DC uplink (as the DC's hosts are).
+    p["known_hosts"].write_text(
+        "".join(
+            f"[127.0.0.1]:{cfg.port(name)} {host_pub[0]} {host_pub[1]}\n"
+            for name in ("ssh", "uplink-ssh")
+        )
+    )
     p["config"].write_text(
         f"""# drp lab sshd (generated)
 Port {cfg.port("ssh")}

@@ -27,12 +27,18 @@ unit: setup
 integration: setup
 	$(BIN)/pytest -m integration
 
-# The main job on the embedded lab. Until the failover flow lands this brings the lab up,
-# checks the lab runbook and prints the recovery plan with its predicted RTO -- nothing more.
+# The main job on the embedded lab: a DR drill. The lab is rebuilt fresh (DC primary, DRC
+# synchronous standby) -- resync and failback are not built yet, so a drill cannot reuse a lab
+# that has already failed over -- then the DC overheats (Pasal 7(1)(b)) and the failover flow
+# classifies it, fences the DC, promotes the DRC, switches users and verifies the service.
+DRILL_OPERATOR ?= drill-operator
 drill: setup
-	$(DRP) lab up
+	$(DRP) lab down --purge
+	$(DRP) lab up --sync
 	$(DRP) runbook check $(LAB_RUNBOOK)
-	$(DRP) plan $(LAB_RUNBOOK)
+	$(DRP) lab break dc-heat --percent 60 --celsius 34
+	$(DRP) failover --runbook $(LAB_RUNBOOK) --mode drill \
+		--declared-by $(DRILL_OPERATOR) --approved-by $(DRILL_OPERATOR)
 
 lab-up: setup
 	$(DRP) lab up

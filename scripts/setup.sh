@@ -9,6 +9,8 @@ need_apt=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v runuser >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)  # bench/failover.py's "by hand" baseline
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -35,7 +37,11 @@ stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing Python packages into .venv (about a minute the first time)"
   .venv/bin/pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  # (pip's notes about unavailable local mirrors are noise here: keep only real errors)
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 \
+    | grep -v "is ignored: it is neither a file nor a directory" || true
+  .venv/bin/python -c "import drp, prefect, ansible_runner, psycopg" || {
+    echo "setup: the Python packages did not install (see the pip output above)" >&2; exit 1; }
   touch "$stamp"
 fi
 echo "setup: ready"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from drp.commands import classify, evidence, lab, runbook
+from drp.commands import classify, evidence, failover, lab, runbook
 
 app = typer.Typer(
     name="drp",
@@ -22,6 +22,7 @@ app.add_typer(runbook.app, name="runbook")
 app.add_typer(evidence.app, name="evidence")
 runbook.register_top_level(app)
 classify.register(app)
+failover.register(app)
 
 
 def main() -> None:

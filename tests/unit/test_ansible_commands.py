@@ -49,7 +49,7 @@ def test_host_keys_are_checked_and_ssh_never_prompts_or_lingers() -> None:
     env = _env()
     assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
     assert "BatchMode=yes" in env["ANSIBLE_SSH_ARGS"]
-    assert "ControlMaster=no" in env["ANSIBLE_SSH_ARGS"]
+    assert "ControlMaster=auto" in env["ANSIBLE_SSH_ARGS"]
     assert int(env["ANSIBLE_TIMEOUT"]) > 0
 
 

@@ -135,7 +135,13 @@ ANSIBLE_CFG = """\
 [defaults]
 """
 
-SSH_ARGS = "-o ControlMaster=no -o BatchMode=yes -o ServerAliveInterval=5 -o ServerAliveCountMax=3"
+# One SSH connection per host is reused by every task of a run (ControlPersist): a new SSH
+# handshake per task made fencing the DC over the uplink take 12 s instead of 3 s. The master
+# dies with its TCP connection, so a cut network still makes the host unreachable.
+SSH_ARGS = (
+    "-o ControlMaster=auto -o ControlPersist=30s -o ControlPath=/tmp/drp-ssh-%C "
+    "-o BatchMode=yes -o ServerAliveInterval=5 -o ServerAliveCountMax=3"
+)
 
 
 def build_envvars(
@@ -148,8 +154,8 @@ def build_envvars(
     """The environment ansible-playbook runs with (on top of the caller's).
 
     - ``ANSIBLE_CONFIG``: the run's own, nearly empty, ``ansible.cfg``;
-    - host keys checked; SSH never prompts (``BatchMode``) and opens no lingering master
-      connection (``ControlMaster=no``: nothing outlives the run);
+    - host keys checked; SSH never prompts (``BatchMode``); one master connection per host is
+      shared by the run's tasks and lingers 30 s (``ControlPersist``);
     - pipelining on: modules go through stdin, no temp files on the host (and ``become`` to an
       unprivileged user needs no ACL tricks);
     - local temp inside the private data dir; no retry files, no colour, no cows;

@@ -170,14 +170,23 @@ class RecoveryPoint:
 
     @property
     def reason(self) -> str:
+        last = (
+            f" (last replayed transaction at {self.last_replay_ts})" if self.last_replay_ts else ""
+        )
         if self.lost_bytes is None:
             return (
-                f"DRC replayed up to {self.replay_lsn} (last transaction {self.last_replay_ts}); "
-                "the DC's last LSN is unknown (DC unreachable), so loss cannot be measured"
+                f"the DRC replayed WAL up to {self.replay_lsn}{last}; the DC's final WAL position "
+                "is unknown (it was not reported by the fence), so loss cannot be measured"
             )
         if self.lost_bytes == 0:
-            return f"no data lost: the DRC replayed up to the DC's last LSN {self.replay_lsn}"
-        return f"{self.lost_bytes} bytes of WAL from the DC were not replayed at the DRC"
+            return (
+                f"no data lost: the DRC replayed WAL up to {self.replay_lsn}, past the DC's final "
+                f"checkpoint at {self.primary_last_lsn}{last}"
+            )
+        return (
+            f"{self.lost_bytes} bytes of the DC's WAL (up to {self.primary_last_lsn}) were not "
+            f"replayed at the DRC (replayed up to {self.replay_lsn}){last}"
+        )
 
 
 def lsn_to_int(lsn: str) -> int:

@@ -1,0 +1,471 @@
+"""DC-to-DRC failover (deployment ``failover``): declare, approve, pre-flight, fence, promote,
+switch traffic, bring services up and verify them, close — with the RTO clock running.
+
+Thin on purpose: the steps live in :mod:`drp.tasks.failover`, the rules in
+:mod:`drp.domain.failover`. This file sequences them as Prefect tasks, runs the human gates
+(pause for input), and publishes the run's artifacts.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from prefect.runtime import flow_run as current_run
+
+from drp.domain import failover as rules
+from drp.domain.classification import (
+    Role,
+    check_declarer,
+    classify,
+    declare,
+    signals_from_mapping,
+)
+from drp.domain.plan import plan as make_plan
+from drp.domain.rto import RecoveryTimeClock
+from drp.errors import DrpError, PreconditionFailed
+from drp.lab import facility
+from drp.lab.config import LabConfig
+from drp.ledger import Ledger
+from drp.notify import LedgerLogNotifier
+from drp.runbooks import load_runbook
+from drp.settings import Settings
+from drp.tasks import failover as steps
+from drp.topology import resolve
+
+CRASH_HOOK = "DRP_CRASH_AFTER_STEP"
+"""Fault injection for drills and tests: the process dies (exit 70) right after that step."""
+
+
+class Approval(RunInput):
+    """The form an approver fills in the Prefect UI to let the failover go ahead."""
+
+    approver: str
+    role: str
+    confirm: bool = False
+    comment: str = ""
+
+
+class IsolationConfirmation(RunInput):
+    """The DC cannot be reached: someone confirms, by other means, that it is down or isolated."""
+
+    confirmed_by: str
+    confirm_dc_down_or_isolated: bool = False
+    how_checked: str = ""
+
+
+class FailoverStopped(DrpError):
+    """The failover stopped on purpose (a gate refused or timed out); the reason says which."""
+
+
+def _run_name() -> str:
+    p = current_run.parameters
+    ident = p.get("incident_id") or "new-incident"
+    return f"failover/{ident}/{p.get('category') or 'from-signals'}/{p.get('mode', 'drill')}"
+
+
+def _step_task(planned, body):
+    """Each runbook step as a Prefect task with the runbook's timeout and no caching."""
+
+    @task(
+        name=f"{planned.step.action}:{planned.step.id}",
+        timeout_seconds=planned.step.timeout_seconds + 30,
+        cache_policy=NO_CACHE,
+        retries=0,
+    )
+    def _run(run: steps.FailoverRun) -> steps.StepOutcome:
+        return steps.run_step(run, planned, body)
+
+    return _run
+
+
+@flow(name="failover", flow_run_name=_run_name, validate_parameters=True)
+def failover(
+    runbook: str = "runbooks/lab.yaml",
+    declared_by: str = "",
+    declarer_role: str = "direktur",
+    category: str | None = None,
+    signals: dict[str, Any] | None = None,
+    mode: str = "drill",
+    approved_by: str | None = None,
+    approver_role: str = "direktur",
+    confirm_dc_isolated_by: str | None = None,
+    override_preflight_by: str | None = None,
+    dry_run: bool = False,
+    incident_id: str | None = None,
+    detected_at: str | None = None,
+    consulted_it_directorate: bool = True,
+    approval_timeout_s: int | None = None,
+) -> dict[str, Any]:
+    """Fail service over from the DC to the DRC; returns the outcome (also in the ledger)."""
+    logger = get_run_logger()
+    settings = Settings()
+    rb = load_runbook(runbook)
+    plan = make_plan(rb)
+    run_mode = rules.Mode(mode)
+    if dry_run:
+        report = steps.dry_run_report(rb, plan, runbook)
+        for row in report["steps"]:
+            logger.info(
+                "would run %(position)s. %(name)s (%(playbook)s on %(targets)s), "
+                "budget %(budget_s)s s, cumulative %(cumulative_s)s s",
+                row,
+            )
+        return report
+    if not declared_by.strip():
+        raise PreconditionFailed("declared_by is required: who declares the disaster")
+
+    topology = resolve(rb, Path(rb.inventory), settings)
+    if not incident_id:
+        incident_id = steps.new_incident_id()
+        _rename_run(f"failover/{incident_id}/{category or 'from-signals'}/{mode}")
+    ledger_dir = settings.evidence_dir / incident_id / "failover"
+    prior = steps.read_prior(ledger_dir) if (ledger_dir / "manifest.json").exists() else None
+    if prior and prior.closed:
+        logger.info("incident %s: failover already completed; nothing to do", incident_id)
+        return {
+            "incident_id": incident_id,
+            "status": "already_completed",
+            "ledger": str(ledger_dir),
+        }
+    if prior:
+        ledger = Ledger.open(
+            ledger_dir, known_secrets=topology.known_secrets, reason="failover re-run"
+        )
+    else:
+        ledger = Ledger.create(
+            ledger_dir,
+            incident_id,
+            {"flow": "failover", "runbook": runbook},
+            known_secrets=topology.known_secrets,
+        )
+    attempt = (prior.attempts if prior else 0) + 1
+    ledger.append(
+        "attempt.start",
+        {
+            "attempt": attempt,
+            "flow_run_id": str(current_run.id),
+            "mode": run_mode.value,
+            "runbook": runbook,
+            "completed_before": list(prior.completed_steps) if prior else [],
+        },
+    )
+
+    # 1. Declare (or reuse the declaration of an earlier attempt: the clock does not restart).
+    if prior and prior.declaration:
+        decl = prior.declaration
+        ledger.append("declaration.reused", {"declared_at": decl["declared_at"]})
+    else:
+        decl = _declare(
+            rb,
+            settings,
+            ledger,
+            declared_by,
+            declarer_role,
+            category,
+            signals,
+            detected_at,
+            consulted_it_directorate,
+            run_mode,
+        )
+    clock = RecoveryTimeClock(
+        declared_at=datetime.fromisoformat(decl["declared_at"]),
+        budget=timedelta(minutes=min(s.rto_minutes for s in rb.services)),
+        detected_at=datetime.fromisoformat(decl["detected_at"])
+        if decl.get("detected_at")
+        else None,
+    )
+    run = steps.FailoverRun(
+        incident_id=incident_id,
+        runbook=rb,
+        plan=plan,
+        topology=topology,
+        ledger=ledger,
+        clock=clock,
+        mode=run_mode,
+        declared_by=decl["declared_by"],
+        notifiers=[],
+        logger=logger,
+        attempt=attempt,
+    )
+    run.notifiers.append(LedgerLogNotifier(ledger, logger))
+    run.notify(
+        "incident.declared",
+        f"{incident_id}: {decl['category']} declared by "
+        f"{decl['declared_by']} ({run_mode.value}); RTO clock started",
+    )
+
+    progress_id = create_progress_artifact(
+        progress=0.0,
+        key=f"failover-progress-{_key(incident_id)}",
+        description=f"Failover {incident_id}: steps done",
+    )
+
+    try:
+        # 2. Approve.
+        if prior and prior.approval:
+            ledger.append("approval.reused", prior.approval)
+        else:
+            _approve(run, rb, approved_by, approver_role, approval_timeout_s)
+
+        # 3-7. The runbook's steps, in plan order.
+        total = len(plan.steps)
+        for index, planned in enumerate(plan.steps, start=1):
+            body = _body(run, planned, override_preflight_by, confirm_dc_isolated_by)
+            outcome = _step_task(planned, body)(run)
+            if outcome.status == steps.FAILED:
+                raise FailoverStopped(f"{planned.step.name}: {outcome.reason}")
+            if (
+                planned.step.action == "fence"
+                and run.fence_outcome is rules.FenceOutcome.UNREACHABLE
+                and not confirm_dc_isolated_by
+            ):
+                confirm_dc_isolated_by = _confirm_isolation(run, rb, approved_by)
+            update_progress_artifact(progress_id, 100.0 * index / total)
+            if os.environ.get(CRASH_HOOK) == planned.step.id:
+                ledger.append("fault.injected", {"hook": CRASH_HOOK, "after": planned.step.id})
+                os._exit(70)
+
+        # 8. Close.
+        achieved = clock.stop(datetime.now(UTC))
+        outcome = _outcome(run, "verified", achieved)
+        ledger.append("failover.completed", outcome)
+        run.notify(
+            "failover.completed", f"{incident_id}: service verified at the DRC; {clock.verdict()}"
+        )
+        ledger.close({"status": "verified", "achieved_rto_s": outcome["achieved_rto_s"]})
+        outcome["ledger_head"] = ledger.head
+        _publish_summary(run, outcome)
+        return outcome
+    except (DrpError, FlowPauseTimeout) as exc:
+        reason = (
+            f"no answer within the approval timeout: {exc}"
+            if isinstance(exc, FlowPauseTimeout)
+            else str(exc)
+        )
+        ledger.append("failover.stopped", {"reason": reason, "steps": run.results})
+        run.notify("failover.stopped", f"{incident_id}: stopped — {reason}")
+        _publish_summary(run, _outcome(run, "stopped", None, reason))
+        raise FailoverStopped(
+            f"failover {incident_id} stopped: {reason} (ledger: {ledger_dir})"
+        ) from exc
+
+
+def _rename_run(name: str) -> None:
+    """Started without an incident id (from the UI): name the run after the one just made."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(current_run.id, name=name)
+
+
+def _key(incident_id: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in incident_id.lower())
+
+
+def _declare(
+    rb,
+    settings,
+    ledger,
+    declared_by,
+    declarer_role,
+    category,
+    signals,
+    detected_at,
+    consulted,
+    mode,
+) -> dict[str, Any]:
+    observed = dict(signals or {})
+    if rb.environment == "lab":
+        for key, value in facility.read(LabConfig.from_env(settings.lab_root)).items():
+            observed.setdefault(key, value)
+    sig = signals_from_mapping(observed)
+    assessment = declare(category, sig) if category else classify(sig)
+    disaster = assessment.disaster
+    if disaster is None:
+        raise PreconditionFailed(
+            "the signals show no disaster and no category was declared: "
+            "nothing to fail over (" + " ".join(assessment.notes) + ")"
+        )
+    decision = check_declarer(Role(declarer_role), disaster, consulted_it_directorate=consulted)
+    now = datetime.now(UTC)
+    record = {
+        "declared_by": declared_by,
+        "declarer_role": declarer_role,
+        "category": disaster.category.value,
+        "declared_at": now.isoformat(),
+        "detected_at": detected_at,
+        "mode": mode.value,
+        "triggers": [{"article": t.article, "reason": t.reason} for t in disaster.triggers],
+        "basis": observed.get("basis"),
+        "notes": list(assessment.notes),
+        "stages": [s.id for s in disaster.stages],
+        "coordination": [p.id for p in disaster.coordination],
+        "role_check": decision.reason,
+    }
+    if not decision.allowed:
+        ledger.append("declaration.refused", record)
+        raise PreconditionFailed(f"declaration refused: {decision.reason}")
+    ledger.append("incident.declared", record)
+    return record
+
+
+def _approve(
+    run: steps.FailoverRun,
+    rb,
+    approved_by: str | None,
+    approver_role: str,
+    timeout_override_s: int | None,
+) -> None:
+    """The human gate. The runbook sets the timeout; a run may shorten it, never lengthen it."""
+    ledger = run.ledger
+    timeout_s = rb.approval.timeout_minutes * 60
+    if timeout_override_s is not None:
+        timeout_s = max(1, min(timeout_s, timeout_override_s))
+    ledger.append(
+        "approval.requested", {"timeout_s": timeout_s, "interactive": approved_by is None}
+    )
+    asked = datetime.now(UTC)
+    if approved_by is None:
+        run.notify(
+            "approval.requested",
+            f"{run.incident_id}: waiting for approval in the "
+            f"Prefect UI (timeout {rb.approval.timeout_minutes} min)",
+        )
+        form = pause_flow_run(
+            wait_for_input=Approval, timeout=timeout_s, poll_interval=_poll_interval()
+        )
+        approver, role, confirmed, comment = form.approver, form.role, form.confirm, form.comment
+        channel = "prefect-ui"
+    else:
+        approver, role, confirmed, comment, channel = approved_by, approver_role, True, "", "cli"
+    decision = rules.check_approval(
+        mode=run.mode,
+        declared_by=run.declared_by,
+        approver=approver,
+        confirmed=confirmed,
+        two_person_rule=rb.approval.two_person_rule,
+    )
+    record = {
+        "approver": approver,
+        "role": role,
+        "channel": channel,
+        "comment": comment,
+        "answered_at": datetime.now(UTC).isoformat(),
+        "waited_s": round((datetime.now(UTC) - asked).total_seconds(), 3),
+        "reason": decision.reason,
+    }
+    if not decision.allowed:
+        ledger.append("approval.refused", record)
+        raise FailoverStopped(f"approval refused: {decision.reason}")
+    ledger.append("approval.granted", record)
+    run.notify("approval.granted", f"{run.incident_id}: {decision.reason}")
+
+
+def _confirm_isolation(run: steps.FailoverRun, rb, approved_by: str | None) -> str:
+    """The DC is unreachable: promotion waits for a person to confirm it is down or isolated."""
+    if approved_by is not None:  # non-interactive: the CLI must have passed the confirmation
+        raise FailoverStopped(
+            "the DC cannot be reached and no confirmation that it is down or isolated was given; "
+            "nothing was promoted (re-run with --confirm-dc-isolated NAME once checked)"
+        )
+    run.notify(
+        "confirmation.requested",
+        f"{run.incident_id}: the DC is unreachable; confirm in "
+        "the Prefect UI that it is down or isolated before promotion",
+    )
+    form = pause_flow_run(
+        wait_for_input=IsolationConfirmation,
+        timeout=rb.approval.timeout_minutes * 60,
+        poll_interval=_poll_interval(),
+    )
+    if not form.confirm_dc_down_or_isolated or not form.confirmed_by.strip():
+        raise FailoverStopped("the DC's isolation was not confirmed: nothing was promoted")
+    run.ledger.append("isolation.confirmed", {"by": form.confirmed_by, "how": form.how_checked})
+    return form.confirmed_by
+
+
+def _poll_interval() -> int:
+    return int(os.environ.get("DRP_APPROVAL_POLL_S", "2"))
+
+
+def _body(run, planned, override_by, confirm_by):
+    action = planned.step.action
+    if action == "check":
+        return lambda: steps.preflight(run, planned, override_by)
+    if action == "fence":
+        return lambda: steps.fence(run, planned)
+    if action == "promote":
+        return lambda: steps.promote(run, planned, confirm_by)
+    if action == "switch_traffic":
+        return lambda: steps.switch_traffic(run, planned)
+    if action == "start":
+        return lambda: steps.start_service(run, planned)
+    if action == "verify":
+        return lambda: steps.verify(run, planned)
+    return lambda: steps.custom(run, planned)
+
+
+def _outcome(
+    run: steps.FailoverRun, status: str, achieved: timedelta | None, reason: str = ""
+) -> dict[str, Any]:
+    point = run.recovery_point
+    return {
+        "incident_id": run.incident_id,
+        "status": status,
+        "reason": reason,
+        "mode": run.mode.value,
+        "attempt": run.attempt,
+        "declared_at": run.clock.declared_at.isoformat(),
+        "achieved_rto_s": round(achieved.total_seconds(), 3) if achieved else None,
+        "rto_budget_s": run.clock.budget.total_seconds(),
+        "rto_verdict": run.clock.verdict(),
+        "rpo": None if point is None else {**point.__dict__, "reason": point.reason},
+        "fence_outcome": run.fence_outcome.value if run.fence_outcome else None,
+        "steps": run.results,
+        "ledger": str(run.ledger.directory),
+    }
+
+
+def _publish_summary(run: steps.FailoverRun, outcome: dict[str, Any]) -> None:
+    """The run's story for the Prefect UI: timeline, steps against budgets, RTO, RPO, ledger."""
+    lines = [
+        f"# Failover {run.incident_id} — {outcome['status']}",
+        "",
+        f"- Mode: **{run.mode.value}**, attempt {run.attempt}, declared by {run.declared_by}"
+        f" at {run.clock.declared_at:%Y-%m-%d %H:%M:%S} UTC",
+        f"- RTO: {run.clock.verdict()}",
+        f"- RPO: {outcome['rpo']['reason'] if outcome.get('rpo') else 'not recorded'}",
+        f"- Fence: {outcome.get('fence_outcome') or '-'}",
+        f"- Ledger: `{run.ledger.directory}` (head `{run.ledger.head[:16]}…`)",
+    ]
+    if outcome.get("reason"):
+        lines.append(f"- Stopped because: {outcome['reason']}")
+    lines += ["", "| # | step | status | duration | budget | reason |", "|---|---|---|---|---|---|"]
+    for i, row in enumerate(run.results, start=1):
+        flag = " ⚠" if row["duration_s"] > row["budget_s"] else ""
+        lines.append(
+            f"| {i} | {row['name']} | {row['status']} | {row['duration_s']:.1f} s{flag}"
+            f" | {row['budget_s']} s | {row['reason'].replace('|', '/')} |"
+        )
+    markdown = "\n".join(lines) + "\n"
+    report = run.ledger.directory.parent / "failover-report.md"
+    report.write_text(markdown)
+    outcome["report"] = str(report)
+    create_markdown_artifact(
+        markdown=markdown,
+        key=f"failover-{_key(run.incident_id)}",
+        description=f"Failover {run.incident_id}: timeline and evidence",
+    )

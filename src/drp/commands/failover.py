@@ -1,0 +1,216 @@
+"""``drp failover``: run the failover flow from the command line, with live progress."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from drp.commands._output import console, emit_json, err_console, fail
+from drp.domain.plan import plan as make_plan
+from drp.errors import DrpError
+from drp.ledger import read_records
+from drp.runbooks import load_runbook
+from drp.settings import Settings
+from drp.tasks.failover import dry_run_report, new_incident_id
+
+CATEGORIES = {
+    "local": "parsial_lokal",
+    "national": "parsial_nasional",
+    "catastrophic": "katastropik",
+    "parsial_lokal": "parsial_lokal",
+    "parsial_nasional": "parsial_nasional",
+    "katastropik": "katastropik",
+}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("failover")(failover)
+
+
+def failover(
+    runbook: Annotated[Path, typer.Option(help="The runbook (DRP) to execute.")] = Path(
+        "runbooks/lab.yaml"
+    ),
+    category: Annotated[
+        str | None, typer.Option(help="Declared category: local | national | catastrophic.")
+    ] = None,
+    declared_by: Annotated[str, typer.Option("--declared-by", help="Who declares.")] = "",
+    declarer_role: Annotated[
+        str, typer.Option(help="Declarer's role: direktur | kepala_kantor.")
+    ] = "direktur",
+    approved_by: Annotated[
+        str | None,
+        typer.Option(
+            "--approved-by", help="Approve non-interactively (else wait for the Prefect UI)."
+        ),
+    ] = None,
+    approver_role: Annotated[str, typer.Option(help="Approver's role.")] = "direktur",
+    mode: Annotated[str, typer.Option(help="drill | real.")] = "drill",
+    confirm_dc_isolated: Annotated[
+        str | None,
+        typer.Option("--confirm-dc-isolated", help="NAME confirms the DC is down or isolated."),
+    ] = None,
+    override_preflight: Annotated[
+        str | None,
+        typer.Option("--override-preflight", help="NAME overrides a failed pre-flight (recorded)."),
+    ] = None,
+    incident_id: Annotated[
+        str | None, typer.Option("--incident-id", help="Continue (or name) an incident.")
+    ] = None,
+    detected_at: Annotated[
+        str | None, typer.Option(help="ISO time the fault was detected.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan, change nothing.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Fail over from the DC to the DRC; exits 0 only when service is verified at the DRC."""
+    if category is not None and category not in CATEGORIES:
+        fail(f"--category {category!r}: choose local, national or catastrophic", code=2)
+    if mode not in ("drill", "real"):
+        fail(f"--mode {mode!r}: choose drill or real", code=2)
+    if not dry_run and not declared_by.strip():
+        fail("--declared-by NAME is required (who declares the disaster)", code=2)
+    try:
+        rb = load_runbook(runbook)
+    except DrpError as exc:
+        fail(str(exc), code=2)
+    if dry_run:
+        report = dry_run_report(rb, make_plan(rb), str(runbook))
+        emit_json(report) if json_out else _print_dry_run(report)
+        raise typer.Exit(0)
+    # Progress comes from the ledger (below); Prefect's own console lines would repeat it.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from drp.flows import load
+
+    flow_fn = load("failover").failover
+    incident = incident_id or new_incident_id()
+    params: dict[str, Any] = dict(
+        runbook=str(runbook),
+        declared_by=declared_by,
+        declarer_role=declarer_role,
+        category=CATEGORIES[category] if category else None,
+        mode=mode,
+        approved_by=approved_by,
+        approver_role=approver_role,
+        confirm_dc_isolated_by=confirm_dc_isolated,
+        override_preflight_by=override_preflight,
+        dry_run=dry_run,
+        incident_id=incident,
+        detected_at=detected_at,
+    )
+    ledger_dir = Settings().evidence_dir / incident / "failover"
+    stop = threading.Event()
+    follower = None
+    if not json_out:
+        console.print(f"[bold]failover {incident}[/] ({mode}) — evidence in {ledger_dir}")
+        follower = threading.Thread(target=_follow, args=(ledger_dir, stop), daemon=True)
+        follower.start()
+    try:
+        outcome = flow_fn(**params)
+        error = None
+    except DrpError as exc:
+        outcome, error = None, str(exc)
+    except Exception as exc:  # Prefect wraps some failures (pause timeout, crashes)
+        outcome, error = None, f"{type(exc).__name__}: {exc}"
+    finally:
+        stop.set()
+        if follower:
+            follower.join(timeout=2)
+    if error is not None:
+        if json_out:
+            emit_json(
+                {
+                    "incident_id": incident,
+                    "status": "stopped",
+                    "reason": error,
+                    "ledger": str(ledger_dir),
+                }
+            )
+        err_console.print(f"[bold red]stopped:[/] {error}", highlight=False)
+        raise typer.Exit(1)
+    if json_out:
+        emit_json(outcome)
+    else:
+        _print_outcome(outcome)
+    ok = outcome.get("status") in ("verified", "already_completed")
+    raise typer.Exit(0 if ok else 1)
+
+
+def _follow(ledger_dir: Path, stop: threading.Event) -> None:
+    """Print step starts and ends as the flow writes them to the ledger."""
+    seen = 0
+    while True:
+        done = stop.is_set()
+        lines = list(read_records(ledger_dir)) if (ledger_dir / "ledger.jsonl").exists() else []
+        for _, rec in lines[seen:]:
+            if isinstance(rec, str):
+                continue
+            d = rec.data
+            if rec.kind == "step.start":
+                console.print(
+                    f"  [cyan]▶[/] {d['name']} [dim](budget {d['budget_s']} s)[/]", highlight=False
+                )
+            elif rec.kind == "step.end":
+                mark = {
+                    "done": "[green]✓[/]",
+                    "already_done": "[green]=[/]",
+                    "failed": "[red]✗[/]",
+                }.get(d["status"], "-")
+                console.print(
+                    f"  {mark} {d['step_id']}: {d['duration_s']:.1f} s / "
+                    f"{d['budget_s']} s — {d['reason']}",
+                    highlight=False,
+                )
+            elif rec.kind in (
+                "approval.granted",
+                "incident.declared",
+                "rto.warning",
+                "failover.stopped",
+                "isolation.confirmed",
+                "preflight.override",
+            ):
+                console.print(
+                    f"  [yellow]•[/] {rec.kind}: "
+                    f"{d.get('reason') or d.get('category') or d.get('by') or ''}",
+                    highlight=False,
+                )
+        seen = len(lines)
+        if done:
+            return
+        time.sleep(0.2)
+
+
+def _print_outcome(o: dict[str, Any]) -> None:
+    if o.get("status") == "already_completed":
+        console.print(f"incident {o['incident_id']}: failover already completed ({o['ledger']})")
+        return
+    console.print(f"[bold green]service verified at the DRC[/] — {o['rto_verdict']}")
+    if o.get("rpo"):
+        console.print(f"RPO: {o['rpo']['reason']}", highlight=False)
+    console.print(
+        f"evidence: {o['ledger']} (head {o.get('ledger_head', '')[:16]}…); "
+        f"check it with: drp evidence verify {o['ledger']}"
+    )
+
+
+def _print_dry_run(o: dict[str, Any]) -> None:
+    console.print(f"[bold]dry run[/] of {o['runbook']} — nothing will change")
+    for row in o["steps"]:
+        console.print(
+            f"  {row['position']}. {row['name']} — {row['playbook']} on "
+            f"{row['targets']}, budget {row['budget_s']} s (cumulative "
+            f"{row['cumulative_s']} s)",
+            highlight=False,
+        )
+    console.print(f"predicted RTO: {o['predicted_rto_s']} s")
+    console.print("checks that would run:")
+    for c in o["checks"]:
+        console.print(f"  - {c}", highlight=False)

@@ -3,7 +3,9 @@
 For a production runbook the flow needs the databases' and the front door's addresses, which
 are not in the runbook (they are per site and may hold secrets): ``DRP_PRIMARY_DSN``,
 ``DRP_STANDBY_DSN`` (libpq strings; prefer a ``passfile=`` over a password) and
-``DRP_FRONTDOOR_URL``. For the lab they are derived from the lab itself.
+``DRP_FRONTDOOR_URL``; optionally ``DRP_STANDBY_APP_URL`` (the DRC application's own
+address, so that an app already running is not started again). For the lab they are derived
+from the lab itself.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class Settings(BaseSettings):
     primary_dsn: str | None = None
     standby_dsn: str | None = None
     frontdoor_url: str | None = None
+    standby_app_url: str | None = None
     inventory_extra: Path | None = None
 
 

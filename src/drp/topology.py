@@ -24,6 +24,7 @@ class Topology:
     primary_dsn: str  # the old primary, reached the way its clients reach it
     standby_dsn: str
     frontdoor_url: str
+    standby_app_url: str | None = None  # the DRC app itself, to look before starting it
     primary_site: str = "dc"
     standby_site: str = "drc"
     known_secrets: tuple[str, ...] = ()
@@ -45,6 +46,7 @@ def resolve(runbook: Runbook, runbook_inventory: Path, settings: Settings) -> To
             primary_dsn=primary,
             standby_dsn=lab.dsn("drc-db") + " connect_timeout=2",
             frontdoor_url=lab.url("frontdoor"),
+            standby_app_url=lab.url("drc-app"),
             known_secrets=(password,),
         )
     missing = [
@@ -69,4 +71,5 @@ def resolve(runbook: Runbook, runbook_inventory: Path, settings: Settings) -> To
         primary_dsn=settings.primary_dsn or "",
         standby_dsn=settings.standby_dsn or "",
         frontdoor_url=settings.frontdoor_url or "",
+        standby_app_url=settings.standby_app_url,
     )

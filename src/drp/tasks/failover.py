@@ -480,6 +480,21 @@ def switch_traffic(run: FailoverRun, planned: PlannedStep) -> StepOutcome:
 
 
 def start_service(run: FailoverRun, planned: PlannedStep) -> StepOutcome:
+    """Start the standby site's application, unless it already answers healthy and writable."""
+    url = run.topology.standby_app_url
+    if url:
+        status, health = http_json(f"{url}/health", timeout=3)
+        if (
+            status == 200
+            and isinstance(health, dict)
+            and health.get("site") == run.topology.standby_site
+            and health.get("writable")
+        ):
+            return StepOutcome(
+                ALREADY_DONE,
+                f"{planned.step.targets}: already running, healthy and writable ({url}/health)",
+                {"health": health},
+            )
     result = _playbook(run, planned, app_group=planned.step.targets, require_writable=True)
     result.raise_for_failure()
     if result.changed:

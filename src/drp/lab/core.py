@@ -144,7 +144,7 @@ class Lab:
                 self.progress("dc-db: synchronous replication to drc-db")
 
         for site in ("dc", "drc"):
-            self._start_app(site)
+            self.start_app(site)
 
         self.progress("front door: nginx")
         frontdoor.write_config(cfg, active_site="dc")
@@ -203,7 +203,8 @@ class Lab:
         if not wait_until(lambda: _port_open(cfg.port("uplink-db")), 10):
             raise LabError(f"uplink did not start; see {cfg.logs / 'uplink.log'}")
 
-    def _start_app(self, site: str) -> None:
+    def start_app(self, site: str) -> None:
+        """Start a site's SKP stand-in unless it runs (the lab records its pid for `down`)."""
         key = f"{site}_app_pid"
         if owned(self._state().get(key), self.marker):
             return

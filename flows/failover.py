@@ -9,11 +9,12 @@ Thin on purpose: the steps live in :mod:`drp.tasks.failover`, the rules in
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import Task, flow, get_run_logger, task
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
@@ -33,8 +34,10 @@ from drp.domain.classification import (
     declare,
     signals_from_mapping,
 )
+from drp.domain.plan import PlannedStep
 from drp.domain.plan import plan as make_plan
 from drp.domain.rto import RecoveryTimeClock
+from drp.domain.runbook import Runbook
 from drp.errors import DrpError, PreconditionFailed
 from drp.lab import facility
 from drp.lab.config import LabConfig
@@ -76,7 +79,7 @@ def _run_name() -> str:
     return f"failover/{ident}/{p.get('category') or 'from-signals'}/{p.get('mode', 'drill')}"
 
 
-def _step_task(planned, body):
+def _step_task(planned: PlannedStep, body: Callable[[], steps.StepOutcome]) -> Task:
     """Each runbook step as a Prefect task with the runbook's timeout and no caching."""
 
     @task(
@@ -168,7 +171,7 @@ def failover(
         decl = prior.declaration
         ledger.append("declaration.reused", {"declared_at": decl["declared_at"]})
     else:
-        decl = _declare(
+        decl = declare_disaster(
             rb,
             settings,
             ledger,
@@ -275,18 +278,20 @@ def _key(incident_id: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in incident_id.lower())
 
 
-def _declare(
-    rb,
-    settings,
-    ledger,
-    declared_by,
-    declarer_role,
-    category,
-    signals,
-    detected_at,
-    consulted,
-    mode,
+@task(name="declare", timeout_seconds=60, cache_policy=NO_CACHE, retries=0)
+def declare_disaster(
+    rb: Runbook,
+    settings: Settings,
+    ledger: Ledger,
+    declared_by: str,
+    declarer_role: str,
+    category: str | None,
+    signals: dict[str, Any] | None,
+    detected_at: str | None,
+    consulted: bool,
+    mode: rules.Mode,
 ) -> dict[str, Any]:
+    """Classify what is observed (plus what was given), check the declarer, record it."""
     observed = dict(signals or {})
     if rb.environment == "lab":
         for key, value in facility.read(LabConfig.from_env(settings.lab_root)).items():
@@ -324,7 +329,7 @@ def _declare(
 
 def _approve(
     run: steps.FailoverRun,
-    rb,
+    rb: Runbook,
     approved_by: str | None,
     approver_role: str,
     timeout_override_s: int | None,
@@ -374,7 +379,7 @@ def _approve(
     run.notify("approval.granted", f"{run.incident_id}: {decision.reason}")
 
 
-def _confirm_isolation(run: steps.FailoverRun, rb, approved_by: str | None) -> str:
+def _confirm_isolation(run: steps.FailoverRun, rb: Runbook, approved_by: str | None) -> str:
     """The DC is unreachable: promotion waits for a person to confirm it is down or isolated."""
     if approved_by is not None:  # non-interactive: the CLI must have passed the confirmation
         raise FailoverStopped(
@@ -401,7 +406,13 @@ def _poll_interval() -> int:
     return int(os.environ.get("DRP_APPROVAL_POLL_S", "2"))
 
 
-def _body(run, planned, override_by, confirm_by):
+def _body(
+    run: steps.FailoverRun,
+    planned: PlannedStep,
+    override_by: str | None,
+    confirm_by: str | None,
+) -> Callable[[], steps.StepOutcome]:
+    """The step function for a runbook step's action."""
     action = planned.step.action
     if action == "check":
         return lambda: steps.preflight(run, planned, override_by)

@@ -238,7 +238,8 @@ def test_an_approval_timeout_leaves_nothing_done(prefect_server, fresh_lab: Lab)
     assert "step.start" not in kinds
 
 
-def test_pause_and_resume_through_the_prefect_api(prefect_server, fresh_lab: Lab) -> None:
+def test_pause_and_resume_through_the_prefect_api(prefect_server, guarded) -> None:
+    fresh_lab, _, writer = guarded
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
     from prefect.flow_runs import resume_flow_run
@@ -267,7 +268,7 @@ def test_pause_and_resume_through_the_prefect_api(prefect_server, fresh_lab: Lab
         run_input={"approver": "Sari", "role": "direktur", "confirm": True, "comment": "go"},
     )
     thread.join(timeout=120)
-    _assert_failed_over(fresh_lab, box["out"])
+    _assert_failed_over(fresh_lab, box["out"], writer)
     granted = [
         r.data
         for _, r in read_records(box["out"]["ledger"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from drp.commands import classify, evidence, failover, lab, runbook
+from drp.commands import check, classify, evidence, failover, lab, resync, runbook
 
 app = typer.Typer(
     name="drp",
@@ -20,9 +20,11 @@ app = typer.Typer(
 app.add_typer(lab.app, name="lab")
 app.add_typer(runbook.app, name="runbook")
 app.add_typer(evidence.app, name="evidence")
+app.add_typer(check.app, name="check")
 runbook.register_top_level(app)
 classify.register(app)
 failover.register(app)
+resync.register(app)
 
 
 def main() -> None:

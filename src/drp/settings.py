@@ -4,8 +4,9 @@ For a production runbook the flow needs the databases' and the front door's addr
 are not in the runbook (they are per site and may hold secrets): ``DRP_PRIMARY_DSN``,
 ``DRP_STANDBY_DSN`` (libpq strings; prefer a ``passfile=`` over a password) and
 ``DRP_FRONTDOOR_URL``; optionally ``DRP_STANDBY_APP_URL`` (the DRC application's own
-address, so that an app already running is not started again). For the lab they are derived
-from the lab itself.
+address, so that an app already running is not started again) and ``DRP_OPS_DSN`` (the
+platform's own database, where the readiness check keeps its alert state). For the lab they are
+derived from the lab itself.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Settings(BaseSettings):
     frontdoor_url: str | None = None
     standby_app_url: str | None = None
     inventory_extra: Path | None = None
+    ops_dsn: str | None = None  # the platform's own database (alert state); the lab has its own
 
 
 def settings() -> Settings:

@@ -28,6 +28,7 @@ class Topology:
     primary_site: str = "dc"
     standby_site: str = "drc"
     known_secrets: tuple[str, ...] = ()
+    ops_dsn: str | None = None  # the platform's own database (alert state of readiness checks)
 
 
 def resolve(runbook: Runbook, runbook_inventory: Path, settings: Settings) -> Topology:
@@ -48,6 +49,7 @@ def resolve(runbook: Runbook, runbook_inventory: Path, settings: Settings) -> To
             frontdoor_url=lab.url("frontdoor"),
             standby_app_url=lab.url("drc-app"),
             known_secrets=(password,),
+            ops_dsn=lab.dsn("ops-db") + " connect_timeout=2",
         )
     missing = [
         name
@@ -72,4 +74,5 @@ def resolve(runbook: Runbook, runbook_inventory: Path, settings: Settings) -> To
         standby_dsn=settings.standby_dsn or "",
         frontdoor_url=settings.frontdoor_url or "",
         standby_app_url=settings.standby_app_url,
+        ops_dsn=settings.ops_dsn,
     )

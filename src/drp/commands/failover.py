@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from drp.commands._follow import following
 from drp.commands._output import console, emit_json, err_console, fail
 from drp.domain.plan import plan as make_plan
 from drp.errors import DrpError
-from drp.ledger import read_records
 from drp.runbooks import load_runbook
 from drp.settings import Settings
 from drp.tasks.failover import dry_run_report, new_incident_id
@@ -26,6 +24,16 @@ CATEGORIES = {
     "parsial_nasional": "parsial_nasional",
     "katastropik": "katastropik",
 }
+
+
+NOTABLE = (
+    "approval.granted",
+    "incident.declared",
+    "rto.warning",
+    "failover.stopped",
+    "isolation.confirmed",
+    "preflight.override",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -107,23 +115,16 @@ def failover(
         detected_at=detected_at,
     )
     ledger_dir = Settings().evidence_dir / incident / "failover"
-    stop = threading.Event()
-    follower = None
     if not json_out:
         console.print(f"[bold]failover {incident}[/] ({mode}) — evidence in {ledger_dir}")
-        follower = threading.Thread(target=_follow, args=(ledger_dir, stop), daemon=True)
-        follower.start()
-    try:
-        outcome = flow_fn(**params)
-        error = None
-    except DrpError as exc:
-        outcome, error = None, str(exc)
-    except Exception as exc:  # Prefect wraps some failures (pause timeout, crashes)
-        outcome, error = None, f"{type(exc).__name__}: {exc}"
-    finally:
-        stop.set()
-        if follower:
-            follower.join(timeout=2)
+    with following(ledger_dir, NOTABLE, enabled=not json_out):
+        try:
+            outcome = flow_fn(**params)
+            error = None
+        except DrpError as exc:
+            outcome, error = None, str(exc)
+        except Exception as exc:  # Prefect wraps some failures (pause timeout, crashes)
+            outcome, error = None, f"{type(exc).__name__}: {exc}"
     if error is not None:
         if json_out:
             emit_json(
@@ -142,50 +143,6 @@ def failover(
         _print_outcome(outcome)
     ok = outcome.get("status") in ("verified", "already_completed")
     raise typer.Exit(0 if ok else 1)
-
-
-def _follow(ledger_dir: Path, stop: threading.Event) -> None:
-    """Print step starts and ends as the flow writes them to the ledger."""
-    seen = 0
-    while True:
-        done = stop.is_set()
-        lines = list(read_records(ledger_dir)) if (ledger_dir / "ledger.jsonl").exists() else []
-        for _, rec in lines[seen:]:
-            if isinstance(rec, str):
-                continue
-            d = rec.data
-            if rec.kind == "step.start":
-                console.print(
-                    f"  [cyan]▶[/] {d['name']} [dim](budget {d['budget_s']} s)[/]", highlight=False
-                )
-            elif rec.kind == "step.end":
-                mark = {
-                    "done": "[green]✓[/]",
-                    "already_done": "[green]=[/]",
-                    "failed": "[red]✗[/]",
-                }.get(d["status"], "-")
-                console.print(
-                    f"  {mark} {d['step_id']}: {d['duration_s']:.1f} s / "
-                    f"{d['budget_s']} s — {d['reason']}",
-                    highlight=False,
-                )
-            elif rec.kind in (
-                "approval.granted",
-                "incident.declared",
-                "rto.warning",
-                "failover.stopped",
-                "isolation.confirmed",
-                "preflight.override",
-            ):
-                console.print(
-                    f"  [yellow]•[/] {rec.kind}: "
-                    f"{d.get('reason') or d.get('category') or d.get('by') or ''}",
-                    highlight=False,
-                )
-        seen = len(lines)
-        if done:
-            return
-        time.sleep(0.2)
 
 
 def _print_outcome(o: dict[str, Any]) -> None:

@@ -1,0 +1,106 @@
+"""``drp resync``: rebuild the old DC primary as a standby of the DRC, with live progress."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from drp.commands._follow import following
+from drp.commands._output import console, emit_json, err_console, fail
+from drp.errors import DrpError
+from drp.settings import Settings
+
+NOTABLE = ("resync.decision", "resync.stopped")
+"""Ledger records worth a line of their own besides step starts and ends."""
+
+OK_STATUSES = ("streaming", "already_completed")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("resync")(resync)
+
+
+def resync(
+    incident_id: Annotated[
+        str, typer.Option("--incident-id", help="The incident whose failover this resync ends.")
+    ],
+    runbook: Annotated[Path, typer.Option(help="The runbook (DRP).")] = Path("runbooks/lab.yaml"),
+    mode: Annotated[str, typer.Option(help="drill | real.")] = "drill",
+    force_basebackup: Annotated[
+        bool,
+        typer.Option(
+            "--force-basebackup", help="Copy afresh instead of rewinding (old data kept aside)."
+        ),
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Rebuild the old DC primary as a streaming standby of the DRC; exits 0 only when it
+    streams from the DRC."""
+    if not incident_id.strip():
+        fail("--incident-id ID is required: a resync belongs to an incident", code=2)
+    if mode not in ("drill", "real"):
+        fail(f"--mode {mode!r}: choose drill or real", code=2)
+    if not runbook.exists():
+        fail(f"no runbook at {runbook}", code=2)
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from drp.flows import load
+
+    flow_fn = load("resync").resync
+    ledger_dir = Settings().evidence_dir / incident_id / "resync"
+    if not json_out:
+        console.print(f"[bold]resync {incident_id}[/] ({mode}) — evidence in {ledger_dir}")
+    outcome: dict[str, Any] | None = None
+    error: str | None = None
+    with following(ledger_dir, NOTABLE, enabled=not json_out):
+        try:
+            outcome = flow_fn(
+                incident_id=incident_id,
+                runbook=str(runbook),
+                mode=mode,
+                force_basebackup=force_basebackup,
+            )
+        except DrpError as exc:
+            error = str(exc)
+        except Exception as exc:  # Prefect wraps some failures (timeouts, crashes)
+            error = f"{type(exc).__name__}: {exc}"
+    if outcome is None:
+        if json_out:
+            emit_json(
+                {
+                    "incident_id": incident_id,
+                    "status": "stopped",
+                    "reason": error,
+                    "ledger": str(ledger_dir),
+                }
+            )
+        err_console.print(f"[bold red]stopped:[/] {error}", highlight=False)
+        raise typer.Exit(1)
+    if json_out:
+        emit_json(outcome)
+    else:
+        _print_outcome(outcome)
+    raise typer.Exit(0 if outcome.get("status") in OK_STATUSES else 1)
+
+
+def _print_outcome(o: dict[str, Any]) -> None:
+    if o.get("status") == "already_completed":
+        console.print(
+            f"incident {o['incident_id']}: resync already completed; the DC streams from the DRC"
+            f" ({o['ledger']})"
+        )
+        return
+    console.print(
+        f"[bold green]the DC streams from the DRC[/] — {o['method']} in {o['duration_s']} s: "
+        f"{o['decision_reason']}",
+        highlight=False,
+    )
+    for drift in o.get("drifts") or []:
+        console.print(f"  [yellow]drift:[/] {drift['reason']}", highlight=False)
+    console.print(
+        f"evidence: {o['ledger']} (head {o.get('ledger_head', '')[:16]}…); "
+        f"check it with: drp evidence verify {o['ledger']}"
+    )

@@ -1,0 +1,394 @@
+"""The resync's steps: rebuild the old DC primary as a streaming standby of the promoted DRC.
+
+Same shape as :mod:`drp.tasks.failover`: each step looks at the real state, asks
+:mod:`drp.domain.resync` to decide, acts through a playbook (``rejoin_standby.yml``) or SQL, proves
+the result and records all of it in the incident's ledger (``<evidence>/<incident>/resync/``).
+A step finds "already done" when the real state says so, so a re-run changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict
+
+from drp.adapters import ansible
+from drp.adapters import postgres as pg
+from drp.domain import readiness
+from drp.domain import resync as rules
+from drp.domain.failover import lsn_to_int
+from drp.domain.runbook import Runbook
+from drp.errors import DrpError, PostgresError, PreconditionFailed
+from drp.ledger import Ledger
+from drp.tasks.failover import ALREADY_DONE, DONE, FAILED, StepOutcome, primary_accepts_writes
+from drp.tasks.replication import read_settings
+from drp.topology import Topology
+
+PLAYBOOK = "rejoin_standby.yml"
+DEFAULT_SLOT = "dc_db"
+
+
+@dataclass(frozen=True)
+class ResyncStep:
+    """One step of the resync: what the ledger and the CLI show, its budget and hard timeout."""
+
+    id: str
+    name: str
+    budget_s: int
+    timeout_s: int
+
+
+OBSERVE = ResyncStep("observe", "Look at both sides (pg_controldata, timeline history)", 10, 60)
+DECIDE = ResyncStep("decide", "Decide how the old primary rejoins", 1, 30)
+REJOIN = ResyncStep("rejoin", "Rejoin the old primary as a standby of the DRC", 30, 900)
+VERIFY = ResyncStep("verify", "Prove it streams and catches up (lag 0 after a write)", 10, 120)
+SETTINGS = ResyncStep("settings", "Compare the settings that matter for a takeover", 2, 30)
+STEPS: tuple[ResyncStep, ...] = (OBSERVE, DECIDE, REJOIN, VERIFY, SETTINGS)
+
+
+@dataclass
+class ResyncRun:
+    """Everything one attempt of one incident's resync works with."""
+
+    incident_id: str
+    runbook: Runbook
+    topology: Topology
+    ledger: Ledger
+    logger: logging.Logger | logging.LoggerAdapter
+    old_group: str
+    slot: str = DEFAULT_SLOT
+    force_basebackup: bool = False
+    attempt: int = 1
+    old: rules.OldPrimaryObservation | None = None
+    new: rules.NewPrimaryObservation | None = None
+    decision: rules.RejoinDecision | None = None
+    drifts: tuple[readiness.Drift, ...] = ()
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def new_primary_address(self) -> tuple[str, int]:
+        """Where the old primary reaches the new one: the host and port of the DRC's DSN."""
+        params = conninfo_to_dict(self.topology.standby_dsn)
+        return str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432)
+
+
+def run_step(run: ResyncRun, step: ResyncStep, body: Callable[[], StepOutcome]) -> StepOutcome:
+    """Record the start, run ``body``, record the end with its duration against the budget."""
+    run.ledger.append(
+        "step.start",
+        {"step_id": step.id, "name": step.name, "budget_s": step.budget_s, "attempt": run.attempt},
+    )
+    run.logger.info("▶ %s (budget %d s)", step.name, step.budget_s)
+    started = time.monotonic()
+    try:
+        outcome = body()
+    except DrpError as exc:
+        outcome = StepOutcome(FAILED, str(exc))
+    duration = round(time.monotonic() - started, 3)
+    run.ledger.append(
+        "step.end",
+        {
+            "step_id": step.id,
+            "status": outcome.status,
+            "reason": outcome.reason,
+            "duration_s": duration,
+            "budget_s": step.budget_s,
+            "over_budget": duration > step.budget_s,
+            "attempt": run.attempt,
+            **outcome.data,
+        },
+    )
+    run.results.append(
+        {
+            "step_id": step.id,
+            "name": step.name,
+            "status": outcome.status,
+            "duration_s": duration,
+            "budget_s": step.budget_s,
+            "reason": outcome.reason,
+        }
+    )
+    run.logger.info("%s %s: %s", outcome.status, step.id, outcome.reason)
+    return outcome
+
+
+def _playbook(run: ResyncRun, step: ResyncStep, method: str) -> ansible.PlaybookResult:
+    """Run rejoin_standby.yml; its task results and event log go to the ledger."""
+    events: list[dict[str, Any]] = []
+    host, port = run.new_primary_address
+    call = ansible.PlaybookCall(
+        playbook=Path(run.runbook.playbook_dir) / PLAYBOOK,
+        inventories=run.topology.inventories,
+        extra_vars={
+            "old_primary_group": run.old_group,
+            "rejoin_method": method,
+            "new_primary_host": host,
+            "new_primary_port": port,
+            "rejoin_slot": run.slot,
+            "drp_incident_id": run.incident_id,
+        },
+        timeout_s=step.timeout_s,
+    )
+    result = ansible.run_playbook(call, event_handler=events.append)
+    ref = run.ledger.attach(
+        f"ansible-{step.id}-{method}-attempt{run.attempt}-{uuid.uuid4().hex[:6]}.jsonl",
+        "\n".join(json.dumps(e, default=str, sort_keys=True) for e in events).encode(),
+    )
+    run.ledger.append(
+        "ansible.playbook",
+        {
+            "step_id": step.id,
+            "playbook": PLAYBOOK,
+            "method": method,
+            "status": result.status,
+            "rc": result.rc,
+            "duration_s": round(result.duration_s, 3),
+            "changed_hosts": list(result.changed_hosts),
+            "unreachable_hosts": list(result.unreachable_hosts),
+            "failed_tasks": [f"{f.host}: {f.task}: {f.msg}"[:300] for f in result.failed_tasks],
+            "stats_data": dict(result.stats_data),
+        },
+        attachments=[ref],
+    )
+    return result
+
+
+def _host_report(result: ansible.PlaybookResult) -> dict[str, Any]:
+    """The one host's JSON report (stats_data.rejoin.<host>)."""
+    reports = (result.stats_data or {}).get("rejoin") or {}
+    if len(reports) != 1:
+        raise PreconditionFailed(
+            f"{PLAYBOOK} reported on {len(reports)} hosts of the old primary's group; "
+            "resync one database host at a time (set the group to exactly one host)"
+        )
+    return dict(next(iter(reports.values())))
+
+
+def old_observation(report: Mapping[str, Any]) -> rules.OldPrimaryObservation:
+    """Turn the playbook's "before" report into the domain's observation."""
+    seen = report.get("before") or {}
+    timeline = str(seen.get("timeline") or "")
+    return rules.OldPrimaryObservation(
+        data_dir_present=bool(seen.get("present")),
+        control_readable=bool(seen.get("readable")),
+        cluster_state=str(seen.get("cluster_state") or ""),
+        timeline=int(timeline) if timeline.isdigit() else None,
+        checkpoint_lsn=seen.get("checkpoint_lsn") or None,
+        redo_lsn=seen.get("redo_lsn") or None,
+        checksums=str(seen.get("checksums") or "0") not in ("0", ""),
+        wal_log_hints=seen.get("wal_log_hints") == "on",
+        running=bool(seen.get("running")),
+        in_recovery=seen.get("in_recovery"),
+        streaming_from_new_primary=bool(seen.get("streaming")),
+    )
+
+
+def new_observation(dsn: str) -> rules.NewPrimaryObservation:
+    """The DRC over SQL: primary or not, its timeline and the history that led to it."""
+    try:
+        role = pg.server_role(dsn)
+    except PostgresError:
+        return rules.NewPrimaryObservation(reachable=False)
+    history: tuple[rules.TimelineFork, ...] = ()
+    if role.timeline and role.timeline > 1:
+        rows = pg.query(
+            dsn,
+            "SELECT convert_from(pg_read_binary_file(%s), 'UTF8')",
+            (f"pg_wal/{role.timeline:08X}.history",),
+        )
+        history = rules.parse_timeline_history(rows[0][0] if rows else "")
+    return rules.NewPrimaryObservation(
+        reachable=True, in_recovery=role.in_recovery, timeline=role.timeline, history=history
+    )
+
+
+# -- the steps ---------------------------------------------------------------------------------
+def observe(run: ResyncRun) -> StepOutcome:
+    run.new = new_observation(run.topology.standby_dsn)
+    result = _playbook(run, OBSERVE, "observe")
+    if result.unreachable_hosts:
+        raise PreconditionFailed(
+            f"the old primary's host(s) {', '.join(result.unreachable_hosts)} cannot be reached: "
+            "resync needs the DC back (power, network) first"
+        )
+    result.raise_for_failure()
+    run.old = old_observation(_host_report(result))
+    data = {"old_primary": run.old.__dict__, "new_primary": _new_dict(run.new)}
+    run.ledger.append("resync.observed", data)
+    return StepOutcome(
+        DONE,
+        f"old primary: {'running' if run.old.running else 'stopped'}, "
+        f"{run.old.cluster_state or 'no control file'}, timeline {run.old.timeline}, "
+        f"checkpoint {run.old.checkpoint_lsn}; DRC: "
+        f"{_role(run.new)}"
+        f" on timeline {run.new.timeline}",
+        data,
+    )
+
+
+def _role(new: rules.NewPrimaryObservation) -> str:
+    if not new.reachable:
+        return "unreachable"
+    return "standby" if new.in_recovery else "primary"
+
+
+def _new_dict(new: rules.NewPrimaryObservation) -> dict[str, Any]:
+    return {**new.__dict__, "history": [f.__dict__ for f in new.history]}
+
+
+def decide(run: ResyncRun) -> StepOutcome:
+    if run.old is None or run.new is None:
+        raise PreconditionFailed("nothing observed yet: the observe step must run first")
+    writable, seen = primary_accepts_writes(run.topology.primary_dsn)
+    old = run.old
+    if writable:  # what clients see overrides what the host saw: never two primaries
+        old = replace(old, running=True, in_recovery=False)
+    run.decision = rules.decide_rejoin(old, run.new, force_basebackup=run.force_basebackup)
+    record = {
+        "allowed": run.decision.allowed,
+        "method": run.decision.method.value if run.decision.method else None,
+        "reason": run.decision.reason,
+        "client_view": seen,
+    }
+    run.ledger.append("resync.decision", record)
+    if not run.decision.allowed:
+        raise PreconditionFailed(run.decision.reason)
+    status = ALREADY_DONE if run.decision.method is rules.RejoinMethod.ALREADY else DONE
+    return StepOutcome(status, f"{record['method']}: {run.decision.reason}", record)
+
+
+def ensure_slot(dsn: str, slot: str) -> bool:
+    """Create the physical slot on the new primary unless it exists; True when created."""
+    rows = pg.query(dsn, "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+    if rows:
+        return False
+    pg.query(dsn, "SELECT pg_create_physical_replication_slot(%s)", (slot,))
+    return True
+
+
+def rejoin(run: ResyncRun) -> StepOutcome:
+    decision = run.decision
+    if decision is None or decision.method is None:
+        raise PreconditionFailed("no decision yet: the decide step must run first")
+    if decision.method is rules.RejoinMethod.ALREADY:
+        return StepOutcome(ALREADY_DONE, decision.reason, {"method": decision.method.value})
+    created = ensure_slot(run.topology.standby_dsn, run.slot)
+    run.ledger.append("resync.slot", {"slot": run.slot, "created": created})
+    result = _playbook(run, REJOIN, decision.method.value)
+    if decision.method is rules.RejoinMethod.REWIND and "pg_rewind failed" in (
+        result.failure_message()
+    ):
+        decision = rules.decide_rejoin(
+            run.old or rules.OldPrimaryObservation(data_dir_present=True),
+            run.new or rules.NewPrimaryObservation(reachable=True, in_recovery=False),
+            rewind_failed=True,
+        )
+        run.decision = decision
+        run.ledger.append(
+            "resync.decision",
+            {
+                "allowed": True,
+                "method": decision.method.value if decision.method else None,
+                "reason": decision.reason,
+                "after": result.failure_message()[:500],
+            },
+        )
+        result = _playbook(run, REJOIN, decision.method.value if decision.method else "")
+    result.raise_for_failure()
+    report = _host_report(result)
+    method = decision.method.value if decision.method else ""
+    if not report.get("acted"):
+        return StepOutcome(
+            ALREADY_DONE, "the old primary already streams from the DRC", {"method": method}
+        )
+    aside = report.get("moved_aside") or ""
+    said = f" ({report['rewind'].strip()})" if report.get("rewind") else ""
+    kept = f"; the old data directory is kept at {aside}" if aside else ""
+    return StepOutcome(
+        DONE,
+        f"rejoined by {method}{said}: in recovery and streaming from the DRC{kept}",
+        {"method": method, "moved_aside": aside, "slot_created": created},
+    )
+
+
+def verify(run: ResyncRun) -> StepOutcome:
+    """A WAL record written at the DRC must be replayed at the DC: lag 0, not just "streaming"."""
+    new_dsn, old_dsn = run.topology.standby_dsn, run.topology.primary_dsn
+    marker = f"resync {run.incident_id} attempt {run.attempt}"
+    pg.query(new_dsn, "SELECT pg_logical_emit_message(true, 'drp-resync', %s)", (marker,))
+    target = pg.query(new_dsn, "SELECT pg_current_wal_lsn()::text")[0][0]
+    deadline = time.monotonic() + VERIFY.timeout_s - 10
+    started = time.monotonic()
+    rec: pg.ReceiverStatus | None = None
+    while time.monotonic() < deadline:
+        try:
+            rec = pg.receiver(old_dsn)
+        except PostgresError:
+            rec = None
+        if (
+            rec
+            and rec.streaming
+            and rec.replay_lsn
+            and (lsn_to_int(rec.replay_lsn) >= lsn_to_int(target))
+        ):
+            break
+        time.sleep(0.05)
+    else:
+        raise PreconditionFailed(
+            f"the old primary did not replay the DRC's WAL up to {target} in time "
+            f"(last seen: {rec})"
+        )
+    sender = next((s for s in pg.senders(new_dsn) if s.application_name == run.slot), None)
+    data = {
+        "target_lsn": target,
+        "replay_lsn": rec.replay_lsn,
+        "caught_up_s": round(time.monotonic() - started, 3),
+        "sender": None if sender is None else sender.__dict__,
+    }
+    return StepOutcome(
+        DONE,
+        f"the DC replayed the DRC's WAL up to {target} (lag 0) in {data['caught_up_s']} s; "
+        f"the DRC sees {run.slot} {sender.state if sender else 'not connected'}"
+        f" ({sender.sync_state if sender else '-'})",
+        data,
+    )
+
+
+def settings(run: ResyncRun) -> StepOutcome:
+    """The settings a takeover depends on, compared between the new primary and the rebuilt
+    standby (the same rules as ``drp check drift``)."""
+    names = readiness.DRIFT_SETTINGS
+    primary = read_settings(run.topology.standby_dsn, names)
+    standby = read_settings(run.topology.primary_dsn, names)
+    run.drifts = readiness.compare_settings(primary, standby, names)
+    data = {
+        "primary": primary,
+        "standby": standby,
+        "drifts": [d.as_dict() for d in run.drifts],
+    }
+    run.ledger.append("resync.settings", data)
+    if not run.drifts:
+        return StepOutcome(
+            DONE, f"the {len(names)} takeover settings match between the sites", data
+        )
+    return StepOutcome(
+        DONE,
+        f"{len(run.drifts)} drift(s) recorded: " + "; ".join(d.reason for d in run.drifts),
+        data,
+    )
+
+
+def streaming_now(run_topology: Topology) -> bool:
+    """Does the old primary stream from the DRC right now (as its clients reach it)?"""
+    try:
+        role = pg.server_role(run_topology.primary_dsn)
+        return role.in_recovery and pg.receiver(run_topology.primary_dsn).streaming
+    except PostgresError:
+        return False

@@ -88,9 +88,29 @@ def test_a_fenced_primary_leaves_no_writable_primary() -> None:
     assert v.status is Readiness.NOT_READY and "refuses writes" in v.reasons[0]
 
 
-def test_different_timelines_are_not_ready() -> None:
-    v = assess_pair(pair(standby=replace(STANDBY, timeline=2)), 60)
-    assert v.status is Readiness.NOT_READY and "timelines differ" in v.reasons[0]
+def test_different_timelines_are_not_ready_when_the_standby_does_not_stream() -> None:
+    v = assess_pair(pair(standby=replace(STANDBY, timeline=2, streaming=False)), 60)
+    assert v.status is Readiness.NOT_READY
+    assert any("timelines differ" in r for r in v.reasons)
+
+
+def test_a_streaming_standby_whose_checkpoint_is_on_an_older_timeline_is_ready() -> None:
+    # after a timeline switch the standby's checkpoint timeline catches up at its next
+    # restartpoint; streaming proves it follows the primary's timeline
+    assert (
+        assess_pair(
+            pair(standby=replace(STANDBY, timeline=1), primary=replace(PRIMARY, timeline=2)), 60
+        ).status
+        is Readiness.READY
+    )
+
+
+def test_after_failover_and_resync_the_swapped_pair_is_ready_and_says_so() -> None:
+    drc_primary = replace(PRIMARY, name="drc-db", timeline=2)
+    dc_standby = replace(STANDBY, name="dc-db", timeline=1)
+    v = assess_pair(PairObservation("skp-db", dc_standby, drc_primary), 60)
+    assert v.status is Readiness.READY
+    assert any("roles are swapped: drc-db is the primary" in n for n in v.notes)
 
 
 def test_rpo_zero_tolerates_only_the_catch_up_allowance() -> None:

@@ -147,6 +147,14 @@ def assess_pair(obs: PairObservation, rpo_seconds: int) -> Verdict:
     not_ready: list[str] = []
     degraded: list[str] = []
     notes: list[str] = []
+    if _swapped(p, s):
+        # After a failover and a resync the DRC is the primary and the DC streams from it:
+        # a healthy pair with the roles the other way round, judged as such.
+        p, s = s, p
+        notes.append(
+            f"roles are swapped: {p.name} is the primary (since a failover) and {s.name} "
+            "streams from it"
+        )
 
     if p.reachable and s.reachable and p.writable and s.writable:
         not_ready.append(
@@ -169,6 +177,8 @@ def assess_pair(obs: PairObservation, rpo_seconds: int) -> Verdict:
     if (
         p.reachable
         and s.reachable
+        and not s.streaming  # a streaming standby follows the primary's timeline; its
+        # checkpoint's timeline only catches up at its next restartpoint
         and p.timeline is not None
         and s.timeline is not None
         and p.timeline != s.timeline
@@ -212,6 +222,18 @@ def assess_pair(obs: PairObservation, rpo_seconds: int) -> Verdict:
         reasons=tuple(not_ready + degraded),
         notes=tuple(notes),
         data={"rpo_seconds": rpo_seconds, "pending_bytes": _pending(p, s)},
+    )
+
+
+def _swapped(p: ServerObservation, s: ServerObservation) -> bool:
+    """The configured standby is the writable primary and the configured primary streams."""
+    return (
+        p.reachable
+        and s.reachable
+        and bool(p.in_recovery)
+        and bool(p.streaming)
+        and not s.in_recovery
+        and bool(s.writable)
     )
 
 

@@ -8,7 +8,6 @@ interrupted incident finishes it. The flow (``flows/failover.py``) only sequence
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -29,6 +28,7 @@ from drp.errors import DrpError, FencingFailed, PostgresError, PreconditionFaile
 from drp.lab.core import http_json
 from drp.ledger import Ledger, read_records
 from drp.notify import Notifier, notify_safely
+from drp.tasks.recorded import run_recorded_playbook
 from drp.topology import Topology
 
 # Outcomes of a step, as recorded.
@@ -183,61 +183,15 @@ def run_step(
 
 
 def _playbook(run: FailoverRun, planned: PlannedStep, **extra_vars: Any) -> ansible.PlaybookResult:
-    """Run the step's playbook with its timeout; Ansible task results go to the ledger."""
+    """Run the step's playbook with its timeout, recorded in the ledger."""
     step = planned.step
-    events: list[dict[str, Any]] = []
-
-    def on_event(event: dict[str, Any]) -> None:
-        events.append(event)
-        kind = event.get("event", "")
-        if kind in (
-            "runner_on_ok",
-            "runner_on_failed",
-            "runner_on_unreachable",
-            "runner_on_skipped",
-        ):
-            data = event.get("event_data", {})
-            res = data.get("res") or {}
-            run.ledger.append(
-                "ansible.task",
-                {
-                    "step_id": step.id,
-                    "playbook": step.playbook,
-                    "host": data.get("host"),
-                    "task": data.get("task"),
-                    "status": kind.removeprefix("runner_on_"),
-                    "changed": bool(res.get("changed")),
-                    "msg": str(res.get("msg", ""))[:500] if kind != "runner_on_ok" else "",
-                },
-            )
-
     call = ansible.PlaybookCall(
         playbook=Path(run.runbook.playbook_dir) / step.playbook,
         inventories=run.topology.inventories,
         extra_vars={**step.extra_vars, **extra_vars, "drp_incident_id": run.incident_id},
         timeout_s=step.timeout_seconds,
     )
-    result = ansible.run_playbook(call, event_handler=on_event)
-    ref = run.ledger.attach(
-        f"ansible-{step.id}-attempt{run.attempt}.jsonl",
-        "\n".join(json.dumps(e, default=str, sort_keys=True) for e in events).encode(),
-    )
-    run.ledger.append(
-        "ansible.playbook",
-        {
-            "step_id": step.id,
-            "playbook": step.playbook,
-            "status": result.status,
-            "rc": result.rc,
-            "duration_s": round(result.duration_s, 3),
-            "changed_hosts": list(result.changed_hosts),
-            "unreachable_hosts": list(result.unreachable_hosts),
-            "failed_tasks": [f"{f.host}: {f.task}: {f.msg}"[:300] for f in result.failed_tasks],
-            "stats_data": dict(result.stats_data),
-        },
-        attachments=[ref],
-    )
-    return result
+    return run_recorded_playbook(run.ledger, call, step_id=step.id, attempt=run.attempt)
 
 
 # -- observations ------------------------------------------------------------------------------

@@ -8,10 +8,8 @@ A step finds "already done" when the real state says so, so a re-run changes not
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +26,7 @@ from drp.domain.runbook import Runbook
 from drp.errors import DrpError, PostgresError, PreconditionFailed
 from drp.ledger import Ledger
 from drp.tasks.failover import ALREADY_DONE, DONE, FAILED, StepOutcome, primary_accepts_writes
+from drp.tasks.recorded import run_recorded_playbook
 from drp.tasks.replication import read_settings
 from drp.topology import Topology
 
@@ -120,8 +119,7 @@ def run_step(run: ResyncRun, step: ResyncStep, body: Callable[[], StepOutcome]) 
 
 
 def _playbook(run: ResyncRun, step: ResyncStep, method: str) -> ansible.PlaybookResult:
-    """Run rejoin_standby.yml; its task results and event log go to the ledger."""
-    events: list[dict[str, Any]] = []
+    """Run rejoin_standby.yml, recorded in the ledger."""
     host, port = run.new_primary_address
     call = ansible.PlaybookCall(
         playbook=Path(run.runbook.playbook_dir) / PLAYBOOK,
@@ -136,28 +134,9 @@ def _playbook(run: ResyncRun, step: ResyncStep, method: str) -> ansible.Playbook
         },
         timeout_s=step.timeout_s,
     )
-    result = ansible.run_playbook(call, event_handler=events.append)
-    ref = run.ledger.attach(
-        f"ansible-{step.id}-{method}-attempt{run.attempt}-{uuid.uuid4().hex[:6]}.jsonl",
-        "\n".join(json.dumps(e, default=str, sort_keys=True) for e in events).encode(),
+    return run_recorded_playbook(
+        run.ledger, call, step_id=step.id, attempt=run.attempt, summary={"method": method}
     )
-    run.ledger.append(
-        "ansible.playbook",
-        {
-            "step_id": step.id,
-            "playbook": PLAYBOOK,
-            "method": method,
-            "status": result.status,
-            "rc": result.rc,
-            "duration_s": round(result.duration_s, 3),
-            "changed_hosts": list(result.changed_hosts),
-            "unreachable_hosts": list(result.unreachable_hosts),
-            "failed_tasks": [f"{f.host}: {f.task}: {f.msg}"[:300] for f in result.failed_tasks],
-            "stats_data": dict(result.stats_data),
-        },
-        attachments=[ref],
-    )
-    return result
 
 
 def _host_report(result: ansible.PlaybookResult) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from drp.commands import check, classify, evidence, failover, lab, resync, runbook
+from drp.commands import check, classify, evidence, failback, failover, lab, resync, runbook
 
 app = typer.Typer(
     name="drp",
@@ -25,6 +25,7 @@ runbook.register_top_level(app)
 classify.register(app)
 failover.register(app)
 resync.register(app)
+failback.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,117 @@
+"""``drp failback``: the planned switchover back to the DC with zero data loss, live progress."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from drp.commands._follow import following
+from drp.commands._output import console, emit_json, err_console, fail
+from drp.errors import DrpError
+from drp.settings import Settings
+
+NOTABLE = (
+    "approval.refused",
+    "failback.zero_loss",
+    "failback.sync_relaxed",
+    "failback.sync_restored",
+    "resync.decision",
+    "failback.stopped",
+)
+"""Ledger records worth a line of their own besides step starts and ends."""
+
+OK_STATUSES = ("verified", "already_completed")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("failback")(failback)
+
+
+def failback(
+    incident_id: Annotated[
+        str, typer.Option("--incident-id", help="The incident whose failover this failback ends.")
+    ],
+    approved_by: Annotated[
+        str,
+        typer.Option(
+            "--approved-by", help="Who approves (required: no UI approval for failback yet)."
+        ),
+    ],
+    runbook: Annotated[Path, typer.Option(help="The runbook (DRP).")] = Path("runbooks/lab.yaml"),
+    declared_by: Annotated[
+        str | None,
+        typer.Option("--declared-by", help="Who asks for it (real mode: not the approver)."),
+    ] = None,
+    mode: Annotated[str, typer.Option(help="drill | real.")] = "drill",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Switch service back to the DC with zero data loss (DRC fenced, LSNs compared, DC
+    promoted, DRC rejoined as its standby); exits 0 only when verified at the DC."""
+    if not incident_id.strip():
+        fail("--incident-id ID is required: a failback belongs to an incident", code=2)
+    if not approved_by.strip():
+        fail("--approved-by NAME is required: failback has no UI approval yet", code=2)
+    if mode not in ("drill", "real"):
+        fail(f"--mode {mode!r}: choose drill or real", code=2)
+    if not runbook.exists():
+        fail(f"no runbook at {runbook}", code=2)
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from drp.flows import load
+
+    flow_fn = load("failback").failback
+    ledger_dir = Settings().evidence_dir / incident_id / "failback"
+    if not json_out:
+        console.print(f"[bold]failback {incident_id}[/] ({mode}) — evidence in {ledger_dir}")
+    outcome: dict[str, Any] | None = None
+    error: str | None = None
+    with following(ledger_dir, NOTABLE, enabled=not json_out):
+        try:
+            outcome = flow_fn(
+                incident_id=incident_id,
+                approved_by=approved_by,
+                runbook=str(runbook),
+                declared_by=declared_by,
+                mode=mode,
+            )
+        except DrpError as exc:
+            error = str(exc)
+        except Exception as exc:  # Prefect wraps some failures (timeouts, crashes)
+            error = f"{type(exc).__name__}: {exc}"
+    if outcome is None:
+        if json_out:
+            emit_json(
+                {
+                    "incident_id": incident_id,
+                    "status": "stopped",
+                    "reason": error,
+                    "ledger": str(ledger_dir),
+                }
+            )
+        err_console.print(f"[bold red]stopped:[/] {error}", highlight=False)
+        raise typer.Exit(1)
+    if json_out:
+        emit_json(outcome)
+    else:
+        _print_outcome(outcome)
+    raise typer.Exit(0 if outcome.get("status") in OK_STATUSES else 1)
+
+
+def _print_outcome(o: dict[str, Any]) -> None:
+    if o.get("status") == "already_completed":
+        console.print(
+            f"incident {o['incident_id']}: failback already completed; the DC serves"
+            f" ({o['ledger']})"
+        )
+        return
+    console.print(
+        f"[bold green]service verified at the DC[/] — {o['rto_verdict']}", highlight=False
+    )
+    console.print(f"data: {o['zero_loss']}; the DRC rejoined by {o['rejoin_method']}")
+    console.print(
+        f"evidence: {o['ledger']} (head {o.get('ledger_head', '')[:16]}…); "
+        f"report: {o.get('report')}; check it with: drp evidence verify {o['ledger']}"
+    )

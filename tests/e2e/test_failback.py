@@ -1,0 +1,102 @@
+"""The failback flow end to end: failover, resync, then a planned switchover back to the DC with
+zero data loss (real Ansible over SSH, real fence, promotion and rejoin), and a re-run that finds
+it already completed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from drp.commands import failback as failback_command
+from drp.flows import load
+from drp.lab.core import Lab
+from drp.ledger import verify_ledger
+
+pytestmark = pytest.mark.e2e
+RUNBOOK = str(Path(__file__).resolve().parents[2] / "runbooks" / "lab.yaml")
+
+
+def _direct_dsn(lab: Lab, name: str) -> str:
+    return lab.cluster(name).dsn("skp") + " connect_timeout=1"
+
+
+def _failback(**params: Any) -> dict[str, Any]:
+    return load("failback").failback(runbook=RUNBOOK, **params)
+
+
+def test_failback_returns_service_to_the_dc_without_losing_a_drc_write(
+    prefect_server, fresh_lab: Lab
+) -> None:
+    lab = fresh_lab
+    incident = f"inc-failback-{uuid.uuid4().hex[:6]}"
+    failover = load("failover").failover(
+        runbook=RUNBOOK,
+        declared_by="Budi",
+        declarer_role="direktur",
+        mode="drill",
+        approved_by="Budi",
+        category="katastropik",
+        incident_id=incident,
+    )
+    assert failover["status"] == "verified"
+    assert load("resync").resync(runbook=RUNBOOK, incident_id=incident)["status"] == "streaming"
+
+    # Written at the DRC just before the failback: it must survive the switch back.
+    key = f"FB-{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_direct_dsn(lab, "drc-db"), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO declarations (nomor_aju, doc_type, office, site)"
+            " VALUES (%s, 'PEB', 'failback-test', 'drc')",
+            (key,),
+        )
+
+    outcome = _failback(incident_id=incident, approved_by="Sari", declared_by="Budi")
+    assert outcome["status"] == "verified", outcome
+    assert outcome["achieved_rto_s"] > 0
+    assert "zero data loss" in outcome["zero_loss"]
+    assert outcome["rejoin_method"] == "standby", "a clean fence needs no rewind"
+    statuses = {s["step_id"]: s["status"] for s in outcome["steps"]}
+    assert statuses == {
+        "approve": "done",
+        "fence_drc": "done",
+        "catch_up": "done",
+        "promote_dc": "done",
+        "rejoin_drc": "done",
+        "switch": "done",
+        "verify": "done",
+    }, outcome["steps"]
+
+    comps = lab.status()["components"]
+    assert comps["dc-db"]["role"] == "primary" and comps["dc-db"]["writable"] is True
+    assert comps["drc-db"]["role"] == "standby"
+    assert comps["drc-db"]["replication"]["streaming"] is True
+    assert [s["application_name"] for s in comps["dc-db"]["standbys"]] == ["drc_db"]
+    assert lab.status()["active_site"] == "dc"
+    with psycopg.connect(_direct_dsn(lab, "dc-db"), autocommit=True) as conn:
+        assert conn.execute(
+            "SELECT site FROM declarations WHERE nomor_aju = %s", (key,)
+        ).fetchall() == [("drc",)]
+        assert conn.execute(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'drc_db' AND active"
+        ).fetchone()
+    result = verify_ledger(outcome["ledger"])
+    assert result.ok, result.problems
+    assert (Path(outcome["ledger"]).parent / "failback-report.md").exists()
+
+    # The same incident again, through the command line: already completed, nothing acted on.
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    failback_command.register(app)
+    args = ["failback", "--runbook", RUNBOOK, "--incident-id", incident, "--approved-by", "Sari"]
+    again = CliRunner().invoke(app, [*args, "--declared-by", "Budi", "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["status"] == "already_completed"
+    assert verify_ledger(outcome["ledger"]).ok
+    assert lab.status()["components"]["dc-db"]["role"] == "primary"

@@ -31,7 +31,8 @@ from drp.ledger import Ledger
 from drp.runbooks import load_runbook
 from drp.settings import Settings
 from drp.tasks import failback as steps
-from drp.tasks.failover import FAILED, StepOutcome, frontdoor_site, read_prior
+from drp.tasks.failover import frontdoor_site, read_prior
+from drp.tasks.steps import FAILED, StepOutcome
 from drp.topology import resolve
 
 

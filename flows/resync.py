@@ -24,7 +24,8 @@ from drp.ledger import Ledger
 from drp.runbooks import load_runbook
 from drp.settings import Settings
 from drp.tasks import resync as steps
-from drp.tasks.failover import FAILED, StepOutcome, read_prior
+from drp.tasks.failover import read_prior
+from drp.tasks.steps import FAILED, StepOutcome
 from drp.topology import resolve
 
 

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +22,15 @@ from drp.adapters import ansible
 from drp.adapters import postgres as pg
 from drp.domain import failback as rules
 from drp.domain import failover as failover_rules
-from drp.domain.rto import RecoveryTimeClock, StepTiming
+from drp.domain.rto import RecoveryTimeClock
 from drp.domain.runbook import Runbook
-from drp.errors import DrpError, FencingFailed, PostgresError, PreconditionFailed
+from drp.errors import FencingFailed, PostgresError, PreconditionFailed
 from drp.lab.core import http_json
 from drp.ledger import Ledger, read_records
 from drp.tasks import resync
-from drp.tasks.failover import ALREADY_DONE, DONE, FAILED, StepOutcome, frontdoor_site
+from drp.tasks.failover import frontdoor_site
 from drp.tasks.recorded import run_recorded_playbook
+from drp.tasks.steps import ALREADY_DONE, DONE, FAILED, StepOutcome, record_step
 from drp.topology import Topology
 
 DC_GROUP = "dc_db"
@@ -101,46 +102,18 @@ def observe_sites(topology: Topology) -> rules.SitesObservation:
 
 
 def run_step(run: FailbackRun, step: FailbackStep, body: Callable[[], StepOutcome]) -> StepOutcome:
-    """Record the start, run ``body``, record the end with its duration against the budget."""
-    run.ledger.append(
-        "step.start",
-        {"step_id": step.id, "name": step.name, "budget_s": step.budget_s, "attempt": run.attempt},
-    )
-    run.logger.info("▶ %s (budget %d s)", step.name, step.budget_s)
-    started = datetime.now(UTC)
-    try:
-        outcome = body()
-    except DrpError as exc:
-        outcome = StepOutcome(FAILED, str(exc))
-    ended = datetime.now(UTC)
-    timing = StepTiming(
-        step.id, step.name, started, ended, timedelta(seconds=step.budget_s), outcome.status
+    """Run and record one step (see :func:`drp.tasks.steps.record_step`)."""
+    outcome, timing = record_step(
+        run.ledger,
+        step_id=step.id,
+        name=step.name,
+        budget_s=step.budget_s,
+        attempt=run.attempt,
+        body=body,
+        results=run.results,
+        logger=run.logger,
     )
     run.clock.record(timing)
-    duration = round(timing.duration.total_seconds(), 3)
-    run.ledger.append(
-        "step.end",
-        {
-            "step_id": step.id,
-            "status": outcome.status,
-            "reason": outcome.reason,
-            "duration_s": duration,
-            "budget_s": step.budget_s,
-            "over_budget": timing.over_budget,
-            "attempt": run.attempt,
-            **outcome.data,
-        },
-    )
-    run.results.append(
-        {
-            "step_id": step.id,
-            "name": step.name,
-            "status": outcome.status,
-            "duration_s": duration,
-            "budget_s": step.budget_s,
-            "reason": outcome.reason,
-        }
-    )
     run.logger.info("%s %s: %s", outcome.status, step.id, outcome.reason)
     return outcome
 

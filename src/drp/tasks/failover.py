@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +22,26 @@ from drp.adapters import ansible
 from drp.adapters import postgres as pg
 from drp.domain import failover as rules
 from drp.domain.plan import PlannedStep, RecoveryPlan
-from drp.domain.rto import RecoveryTimeClock, StepTiming
+from drp.domain.rto import RecoveryTimeClock
 from drp.domain.runbook import Runbook
-from drp.errors import DrpError, FencingFailed, PostgresError, PreconditionFailed
+from drp.errors import FencingFailed, PostgresError, PreconditionFailed
 from drp.lab.core import http_json
 from drp.ledger import Ledger, read_records
 from drp.notify import Notifier, notify_safely
 from drp.tasks.recorded import run_recorded_playbook
+from drp.tasks.steps import (
+    ALREADY_DONE,
+    DONE,
+    FAILED,
+    SKIPPED,
+    StepOutcome,
+    record_step,
+)
 from drp.topology import Topology
-
-# Outcomes of a step, as recorded.
-DONE = "done"
-ALREADY_DONE = "already_done"
-FAILED = "failed"
-SKIPPED = "skipped"
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class StepOutcome:
-    status: str  # done | already_done | failed | skipped
-    reason: str
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,56 +118,26 @@ def new_incident_id(now: datetime | None = None) -> str:
 def run_step(
     run: FailoverRun, planned: PlannedStep, body: Callable[[], StepOutcome]
 ) -> StepOutcome:
-    """Record the start, run ``body``, record the end with its duration against the budget."""
+    """Run and record one runbook step; feed the RTO clock; notify; check the RTO warnings."""
     step = planned.step
-    run.ledger.append(
-        "step.start",
-        {
-            "step_id": step.id,
-            "name": step.name,
+    outcome, timing = record_step(
+        run.ledger,
+        step_id=step.id,
+        name=step.name,
+        budget_s=step.budget_seconds,
+        attempt=run.attempt,
+        body=body,
+        results=run.results,
+        logger=run.logger,
+        start_data={
             "action": step.action,
             "playbook": step.playbook,
             "targets": step.targets,
-            "budget_s": step.budget_seconds,
-            "attempt": run.attempt,
             "reason": planned.reason,
         },
-    )
-    run.logger.info("▶ %s (budget %d s)", step.name, step.budget_seconds)
-    started = utc_now()
-    try:
-        outcome = body()
-    except DrpError as exc:
-        outcome = StepOutcome(FAILED, str(exc))
-    ended = utc_now()
-    timing = StepTiming(
-        step.id, step.name, started, ended, timedelta(seconds=step.budget_seconds), outcome.status
+        result_data={"action": step.action},
     )
     run.clock.record(timing)
-    run.ledger.append(
-        "step.end",
-        {
-            "step_id": step.id,
-            "status": outcome.status,
-            "reason": outcome.reason,
-            "duration_s": round(timing.duration.total_seconds(), 3),
-            "budget_s": step.budget_seconds,
-            "over_budget": timing.over_budget,
-            "attempt": run.attempt,
-            **outcome.data,
-        },
-    )
-    run.results.append(
-        {
-            "step_id": step.id,
-            "name": step.name,
-            "action": step.action,
-            "status": outcome.status,
-            "duration_s": round(timing.duration.total_seconds(), 3),
-            "budget_s": step.budget_seconds,
-            "reason": outcome.reason,
-        }
-    )
     symbol = {DONE: "✓", ALREADY_DONE: "=", FAILED: "✗", SKIPPED: "-"}.get(outcome.status, "?")
     run.logger.info("%s %s", symbol, timing.reason)
     run.notify(

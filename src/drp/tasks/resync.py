@@ -23,11 +23,12 @@ from drp.domain import readiness
 from drp.domain import resync as rules
 from drp.domain.failover import lsn_to_int
 from drp.domain.runbook import Runbook
-from drp.errors import DrpError, PostgresError, PreconditionFailed
+from drp.errors import PostgresError, PreconditionFailed
 from drp.ledger import Ledger
-from drp.tasks.failover import ALREADY_DONE, DONE, FAILED, StepOutcome, primary_accepts_writes
+from drp.tasks.failover import primary_accepts_writes
 from drp.tasks.recorded import run_recorded_playbook
 from drp.tasks.replication import read_settings
+from drp.tasks.steps import ALREADY_DONE, DONE, StepOutcome, record_step
 from drp.topology import Topology
 
 PLAYBOOK = "rejoin_standby.yml"
@@ -79,40 +80,16 @@ class ResyncRun:
 
 
 def run_step(run: ResyncRun, step: ResyncStep, body: Callable[[], StepOutcome]) -> StepOutcome:
-    """Record the start, run ``body``, record the end with its duration against the budget."""
-    run.ledger.append(
-        "step.start",
-        {"step_id": step.id, "name": step.name, "budget_s": step.budget_s, "attempt": run.attempt},
-    )
-    run.logger.info("▶ %s (budget %d s)", step.name, step.budget_s)
-    started = time.monotonic()
-    try:
-        outcome = body()
-    except DrpError as exc:
-        outcome = StepOutcome(FAILED, str(exc))
-    duration = round(time.monotonic() - started, 3)
-    run.ledger.append(
-        "step.end",
-        {
-            "step_id": step.id,
-            "status": outcome.status,
-            "reason": outcome.reason,
-            "duration_s": duration,
-            "budget_s": step.budget_s,
-            "over_budget": duration > step.budget_s,
-            "attempt": run.attempt,
-            **outcome.data,
-        },
-    )
-    run.results.append(
-        {
-            "step_id": step.id,
-            "name": step.name,
-            "status": outcome.status,
-            "duration_s": duration,
-            "budget_s": step.budget_s,
-            "reason": outcome.reason,
-        }
+    """Run and record one step (see :func:`drp.tasks.steps.record_step`)."""
+    outcome, _ = record_step(
+        run.ledger,
+        step_id=step.id,
+        name=step.name,
+        budget_s=step.budget_s,
+        attempt=run.attempt,
+        body=body,
+        results=run.results,
+        logger=run.logger,
     )
     run.logger.info("%s %s: %s", outcome.status, step.id, outcome.reason)
     return outcome

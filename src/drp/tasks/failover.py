@@ -216,8 +216,25 @@ def syntax_check_plan(run: FailoverRun) -> tuple[str, ...]:
         return tuple(ansible.syntax_check(call))
 
 
+def observe_caught_up(
+    dsn: str, max_lag_bytes: int, catch_up_s: float = 5.0
+) -> rules.StandbyObservation:
+    """Observe the standby, giving replay up to ``catch_up_s`` to catch up with what it received.
+
+    Under a steady stream of writes replay trails receipt by a few hundred bytes at any instant;
+    one snapshot would call that lag. The pre-flight playbook gives the same allowance.
+    """
+    deadline = time.monotonic() + catch_up_s
+    while True:
+        standby = observe_standby(dsn)
+        caught_up = not standby.in_recovery or (standby.lag_bytes or 0) <= max_lag_bytes
+        if not standby.reachable or caught_up or time.monotonic() >= deadline:
+            return standby
+        time.sleep(0.1)
+
+
 def preflight(run: FailoverRun, planned: PlannedStep, override_by: str | None) -> StepOutcome:
-    standby = observe_standby(run.topology.standby_dsn)
+    standby = observe_caught_up(run.topology.standby_dsn, _max_lag_bytes(run))
     if standby.reachable and standby.in_recovery is False:
         return StepOutcome(
             ALREADY_DONE,

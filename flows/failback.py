@@ -19,20 +19,26 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Task, flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import FlowPauseTimeout
 from prefect.runtime import flow_run as current_run
 
 from drp.domain import failback as rules
 from drp.domain.failover import Mode
 from drp.domain.rto import RecoveryTimeClock
+from drp.domain.runbook import Runbook
 from drp.errors import DrpError, PreconditionFailed
+from drp.flows import load
 from drp.ledger import Ledger
+from drp.notify import Notifier, build_notifiers, notify_safely
 from drp.runbooks import load_runbook
 from drp.settings import Settings
 from drp.tasks import failback as steps
-from drp.tasks.failover import frontdoor_site, read_prior
-from drp.tasks.steps import FAILED, StepOutcome
+from drp.tasks import gates
+from drp.tasks import incident as incidents
+from drp.tasks.evidence_archive import archive_after_run_task
+from drp.tasks.failover import frontdoor_site
+from drp.tasks.steps import FAILED, StepOutcome, crash_if_asked
 from drp.topology import resolve
 
 
@@ -58,25 +64,29 @@ def _step_task(step: steps.FailbackStep, body: Callable[[], StepOutcome]) -> Tas
 @flow(name="failback", flow_run_name=_run_name, validate_parameters=True)
 def failback(
     incident_id: str,
-    approved_by: str,
+    approved_by: str | None = None,
     runbook: str = "runbooks/lab.yaml",
     declared_by: str | None = None,
     mode: str = "drill",
+    approver_role: str = "direktur",
+    approval_timeout_s: int | None = None,
 ) -> dict[str, Any]:
     """Switch service back to the DC with zero data loss; returns the outcome (also in the
-    ledger). ``approved_by`` is required: this increment has no UI approval pause."""
+    ledger). Without ``approved_by`` the run pauses for approval in the Prefect UI."""
     logger = get_run_logger()
     if not incident_id.strip():
         raise PreconditionFailed("incident_id is required: a failback belongs to an incident")
-    if not approved_by.strip():
-        raise PreconditionFailed("approved_by is required (no UI approval for failback yet)")
+    if approved_by is not None and not approved_by.strip():
+        raise PreconditionFailed(
+            "approved_by is empty: name the approver, or leave it out to approve in the Prefect UI"
+        )
     if mode not in ("drill", "real"):
         raise PreconditionFailed(f"mode {mode!r}: choose drill or real")
     settings = Settings()
     rb = load_runbook(runbook)
     topology = resolve(rb, Path(rb.inventory), settings)
-    ledger_dir = settings.evidence_dir / incident_id / "failback"
-    prior = read_prior(ledger_dir) if (ledger_dir / "manifest.json").exists() else None
+    ledger_dir = incidents.ledger_dir(settings.evidence_dir, incident_id, "failback")
+    prior = incidents.prior_attempts(ledger_dir)
     seen = steps.observe_sites(topology)
     if prior and prior.closed:
         if rules.already_failed_back(seen) and frontdoor_site(topology.frontdoor_url) == "dc":
@@ -90,21 +100,29 @@ def failback(
             f"incident {incident_id}: its failback was completed, but the DC is no longer the "
             "serving primary; open a new incident for the new fault"
         )
-    if not prior:
+    opened = incidents.open_flow_ledger(
+        ledger_dir, incident_id, "failback", {"runbook": runbook}, topology.known_secrets, prior
+    )
+    ledger, attempt = opened.ledger, opened.attempt
+    notifiers = build_notifiers(
+        ledger,
+        logger,
+        flow="failback",
+        incident_id=incident_id,
+        mode=mode,
+        settings=settings,
+        runbook=rb,
+    )
+    if not (prior and prior.completed_steps):
+        # Nothing changed yet: the sites must be in the state a failback starts from. A refusal
+        # is evidence too (the ledger stays open: a later attempt checks again).
         gate = rules.check_precondition(seen)
         if not gate.allowed:
+            ledger.append(
+                "failback.refused",
+                {"attempt": attempt, "reason": gate.reason, "sites": seen.__dict__},
+            )
             raise FailbackStopped(f"failback {incident_id} refused: {gate.reason}")
-        ledger = Ledger.create(
-            ledger_dir,
-            incident_id,
-            {"flow": "failback", "runbook": runbook},
-            known_secrets=topology.known_secrets,
-        )
-    else:
-        ledger = Ledger.open(
-            ledger_dir, known_secrets=topology.known_secrets, reason="failback re-run"
-        )
-    attempt = (prior.attempts if prior else 0) + 1
     ledger.append(
         "attempt.start",
         {
@@ -117,8 +135,19 @@ def failback(
         },
     )
     # The clock runs from the approval (an earlier attempt's, on a re-run) to verified service.
-    approval = prior.approval if prior else None
-    approved_at = datetime.fromisoformat(approval["at"]) if approval else datetime.now(UTC)
+    reused = _normalised(prior.approval) if prior and prior.approval else None
+    approval = reused or _approve(
+        notifiers,
+        ledger,
+        incident_id,
+        rb,
+        Mode(mode),
+        declared_by,
+        approved_by,
+        approver_role,
+        approval_timeout_s,
+    )
+    approved_at = datetime.fromisoformat(approval["answered_at"])
     run = steps.FailbackRun(
         incident_id=incident_id,
         runbook=rb,
@@ -129,13 +158,14 @@ def failback(
             budget=timedelta(minutes=min(s.rto_minutes for s in rb.services)),
         ),
         mode=Mode(mode),
-        declared_by=declared_by or approved_by,
-        approved_by=approved_by,
+        declared_by=approval["declared_by"],
+        approved_by=approval["approver"],
         logger=logger,
         attempt=attempt,
+        notifiers=notifiers,
     )
     bodies: dict[str, Callable[[], StepOutcome]] = {
-        "approve": lambda: steps.approve(run, approval, approved_at),
+        "approve": lambda: steps.approve(run, approval, reused=reused is not None),
         "fence_drc": lambda: steps.fence_drc(run),
         "catch_up": lambda: steps.catch_up(run),
         "promote_dc": lambda: steps.promote_dc(run),
@@ -148,20 +178,89 @@ def failback(
             outcome = _step_task(step, bodies[step.id])(run)
             if outcome.status == FAILED:
                 raise FailbackStopped(f"{step.name}: {outcome.reason}")
+            crash_if_asked(ledger, step.id)
         achieved = run.clock.stop(datetime.now(UTC))
         result = _outcome(run, "verified", achieved)
         ledger.append("failback.completed", result)
+        notify_safely(
+            notifiers,
+            ledger,
+            "failback.completed",
+            f"{incident_id}: service back at the DC; {run.clock.verdict()}",
+            incident_id=incident_id,
+            flow="failback",
+        )
         ledger.close({"status": "verified", "achieved_rto_s": result["achieved_rto_s"]})
         result["ledger_head"] = ledger.head
+        result["archive"] = archive_after_run_task(rb, ledger.directory)
         _publish_summary(run, result)
+        result["documents"] = load("reports").publish_after_flow(incident_id, formats=["md"])
         return result
     except DrpError as exc:
         result = _outcome(run, "stopped", None, str(exc))
         ledger.append("failback.stopped", {"reason": str(exc), "steps": run.results})
+        notify_safely(
+            notifiers,
+            ledger,
+            "failback.stopped",
+            f"{incident_id}: failback stopped — {exc}",
+            incident_id=incident_id,
+            flow="failback",
+        )
         _publish_summary(run, result)
         raise FailbackStopped(
             f"failback {incident_id} stopped: {exc} (ledger: {ledger_dir})"
         ) from exc
+
+
+def _normalised(approval: dict[str, Any]) -> dict[str, Any]:
+    """An approval recorded by an earlier version (``approved_by``/``at``) in today's shape."""
+    out = dict(approval)
+    out.setdefault("approver", out.get("approved_by", ""))
+    out.setdefault("answered_at", out.get("at"))
+    out.setdefault("declared_by", out["approver"])
+    out.setdefault("channel", "cli")
+    return out
+
+
+def _approve(
+    notifiers: list[Notifier],
+    ledger: Ledger,
+    incident_id: str,
+    rb: Runbook,
+    mode: Mode,
+    declared_by: str | None,
+    approved_by: str | None,
+    approver_role: str,
+    timeout_override_s: int | None,
+) -> dict[str, Any]:
+    """The failback's human gate: the failover's rules, in the UI unless approved up front.
+    Whoever asks for the failback declares it (defaulting to the approver when given)."""
+    timeout_s = rb.approval.timeout_minutes * 60
+    if timeout_override_s is not None:
+        timeout_s = max(1, min(timeout_s, timeout_override_s))
+
+    def _notify(event: str, text: str) -> None:
+        notify_safely(notifiers, ledger, event, text, incident_id=incident_id, flow="failback")
+
+    try:
+        return gates.ask_approval(
+            ledger=ledger,
+            notify=_notify,
+            incident_id=incident_id,
+            what="failback",
+            mode=mode,
+            declared_by=declared_by or approved_by or "operator",
+            approved_by=approved_by,
+            approver_role=approver_role,
+            timeout_s=timeout_s,
+            two_person_rule=rb.approval.two_person_rule,
+            flow_run_id=str(current_run.id),
+        )
+    except (gates.GateRefused, FlowPauseTimeout) as exc:
+        reason = f"no answer within {timeout_s} s" if isinstance(exc, FlowPauseTimeout) else exc
+        ledger.append("failback.stopped", {"reason": str(reason), "steps": []})
+        raise FailbackStopped(f"failback {incident_id} stopped: {reason}") from exc
 
 
 def _outcome(
@@ -201,17 +300,13 @@ def _publish_summary(run: steps.FailbackRun, outcome: dict[str, Any]) -> None:
     ]
     if outcome.get("reason"):
         lines.append(f"- Stopped because: {outcome['reason']}")
-    lines += ["", "| step | status | duration | budget | reason |", "|---|---|---|---|---|"]
-    for row in run.results:
-        lines.append(
-            f"| {row['name']} | {row['status']} | {row['duration_s']:.1f} s | "
-            f"{row['budget_s']} s | {row['reason'].replace('|', '/')} |"
+    lines += ["", *incidents.steps_table(run.results)]
+    outcome["report"] = str(
+        incidents.publish_report(
+            run.ledger,
+            "failback",
+            run.incident_id,
+            "\n".join(lines) + "\n",
+            f"Failback {run.incident_id}",
         )
-    markdown = "\n".join(lines) + "\n"
-    report = run.ledger.directory.parent / "failback-report.md"
-    report.write_text(markdown)
-    outcome["report"] = str(report)
-    key = "".join(c if c.isalnum() else "-" for c in run.incident_id.lower())
-    create_markdown_artifact(
-        markdown=markdown, key=f"failback-{key}", description=f"Failback {run.incident_id}"
     )

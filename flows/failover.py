@@ -8,7 +8,6 @@ Thin on purpose: the steps live in :mod:`drp.tasks.failover`, the rules in
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,14 +15,11 @@ from typing import Any
 
 from prefect import Task, flow, get_run_logger, task
 from prefect.artifacts import (
-    create_markdown_artifact,
     create_progress_artifact,
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
-from prefect.input import RunInput
 from prefect.runtime import flow_run as current_run
 
 from drp.domain import failover as rules
@@ -39,34 +35,19 @@ from drp.domain.plan import plan as make_plan
 from drp.domain.rto import RecoveryTimeClock
 from drp.domain.runbook import Runbook
 from drp.errors import DrpError, PreconditionFailed
+from drp.flows import load
 from drp.lab import facility
 from drp.lab.config import LabConfig
 from drp.ledger import Ledger
-from drp.notify import LedgerLogNotifier
+from drp.notify import build_notifiers
 from drp.runbooks import load_runbook
 from drp.settings import Settings
 from drp.tasks import failover as steps
+from drp.tasks import gates
+from drp.tasks import incident as incidents
+from drp.tasks.evidence_archive import archive_after_run_task
+from drp.tasks.steps import crash_if_asked
 from drp.topology import resolve
-
-CRASH_HOOK = "DRP_CRASH_AFTER_STEP"
-"""Fault injection for drills and tests: the process dies (exit 70) right after that step."""
-
-
-class Approval(RunInput):
-    """The form an approver fills in the Prefect UI to let the failover go ahead."""
-
-    approver: str
-    role: str
-    confirm: bool = False
-    comment: str = ""
-
-
-class IsolationConfirmation(RunInput):
-    """The DC cannot be reached: someone confirms, by other means, that it is down or isolated."""
-
-    confirmed_by: str
-    confirm_dc_down_or_isolated: bool = False
-    how_checked: str = ""
 
 
 class FailoverStopped(DrpError):
@@ -134,8 +115,8 @@ def failover(
     if not incident_id:
         incident_id = steps.new_incident_id()
         _rename_run(f"failover/{incident_id}/{category or 'from-signals'}/{mode}")
-    ledger_dir = settings.evidence_dir / incident_id / "failover"
-    prior = steps.read_prior(ledger_dir) if (ledger_dir / "manifest.json").exists() else None
+    ledger_dir = incidents.ledger_dir(settings.evidence_dir, incident_id, "failover")
+    prior = incidents.prior_attempts(ledger_dir)
     if prior and prior.closed:
         logger.info("incident %s: failover already completed; nothing to do", incident_id)
         return {
@@ -143,18 +124,10 @@ def failover(
             "status": "already_completed",
             "ledger": str(ledger_dir),
         }
-    if prior:
-        ledger = Ledger.open(
-            ledger_dir, known_secrets=topology.known_secrets, reason="failover re-run"
-        )
-    else:
-        ledger = Ledger.create(
-            ledger_dir,
-            incident_id,
-            {"flow": "failover", "runbook": runbook},
-            known_secrets=topology.known_secrets,
-        )
-    attempt = (prior.attempts if prior else 0) + 1
+    opened = incidents.open_flow_ledger(
+        ledger_dir, incident_id, "failover", {"runbook": runbook}, topology.known_secrets, prior
+    )
+    ledger, attempt = opened.ledger, opened.attempt
     ledger.append(
         "attempt.start",
         {
@@ -203,7 +176,17 @@ def failover(
         logger=logger,
         attempt=attempt,
     )
-    run.notifiers.append(LedgerLogNotifier(ledger, logger))
+    run.notifiers.extend(
+        build_notifiers(
+            ledger,
+            logger,
+            flow="failover",
+            incident_id=incident_id,
+            mode=run_mode.value,
+            settings=settings,
+            runbook=rb,
+        )
+    )
     run.notify(
         "incident.declared",
         f"{incident_id}: {decl['category']} declared by "
@@ -212,7 +195,7 @@ def failover(
 
     progress_id = create_progress_artifact(
         progress=0.0,
-        key=f"failover-progress-{_key(incident_id)}",
+        key=incidents.artifact_key("failover-progress", incident_id),
         description=f"Failover {incident_id}: steps done",
     )
 
@@ -237,9 +220,7 @@ def failover(
             ):
                 confirm_dc_isolated_by = _confirm_isolation(run, rb, approved_by)
             update_progress_artifact(progress_id, 100.0 * index / total)
-            if os.environ.get(CRASH_HOOK) == planned.step.id:
-                ledger.append("fault.injected", {"hook": CRASH_HOOK, "after": planned.step.id})
-                os._exit(70)
+            crash_if_asked(ledger, planned.step.id)
 
         # 8. Close.
         achieved = clock.stop(datetime.now(UTC))
@@ -250,7 +231,9 @@ def failover(
         )
         ledger.close({"status": "verified", "achieved_rto_s": outcome["achieved_rto_s"]})
         outcome["ledger_head"] = ledger.head
+        outcome["archive"] = archive_after_run_task(rb, ledger.directory)
         _publish_summary(run, outcome)
+        outcome["documents"] = _documents(incident_id)
         return outcome
     except (DrpError, FlowPauseTimeout) as exc:
         reason = (
@@ -261,9 +244,16 @@ def failover(
         ledger.append("failover.stopped", {"reason": reason, "steps": run.results})
         run.notify("failover.stopped", f"{incident_id}: stopped — {reason}")
         _publish_summary(run, _outcome(run, "stopped", None, reason))
+        _documents(incident_id)
         raise FailoverStopped(
             f"failover {incident_id} stopped: {reason} (ledger: {ledger_dir})"
         ) from exc
+
+
+def _documents(incident_id: str) -> dict[str, Any] | None:
+    """The regulation's documents so far (Markdown; every format with ``drp report``),
+    published as artifacts and indexed in the registry; never fails the failover."""
+    return load("reports").publish_after_flow(incident_id, formats=["md"])
 
 
 def _rename_run(name: str) -> None:
@@ -272,10 +262,6 @@ def _rename_run(name: str) -> None:
 
     with get_client(sync_client=True) as client:
         client.update_flow_run(current_run.id, name=name)
-
-
-def _key(incident_id: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in incident_id.lower())
 
 
 @task(name="declare", timeout_seconds=60, cache_policy=NO_CACHE, retries=0)
@@ -335,48 +321,25 @@ def _approve(
     timeout_override_s: int | None,
 ) -> None:
     """The human gate. The runbook sets the timeout; a run may shorten it, never lengthen it."""
-    ledger = run.ledger
     timeout_s = rb.approval.timeout_minutes * 60
     if timeout_override_s is not None:
         timeout_s = max(1, min(timeout_s, timeout_override_s))
-    ledger.append(
-        "approval.requested", {"timeout_s": timeout_s, "interactive": approved_by is None}
-    )
-    asked = datetime.now(UTC)
-    if approved_by is None:
-        run.notify(
-            "approval.requested",
-            f"{run.incident_id}: waiting for approval in the "
-            f"Prefect UI (timeout {rb.approval.timeout_minutes} min)",
+    try:
+        gates.ask_approval(
+            ledger=run.ledger,
+            notify=run.notify,
+            incident_id=run.incident_id,
+            what="failover",
+            mode=run.mode,
+            declared_by=run.declared_by,
+            approved_by=approved_by,
+            approver_role=approver_role,
+            timeout_s=timeout_s,
+            two_person_rule=rb.approval.two_person_rule,
+            flow_run_id=str(current_run.id),
         )
-        form = pause_flow_run(
-            wait_for_input=Approval, timeout=timeout_s, poll_interval=_poll_interval()
-        )
-        approver, role, confirmed, comment = form.approver, form.role, form.confirm, form.comment
-        channel = "prefect-ui"
-    else:
-        approver, role, confirmed, comment, channel = approved_by, approver_role, True, "", "cli"
-    decision = rules.check_approval(
-        mode=run.mode,
-        declared_by=run.declared_by,
-        approver=approver,
-        confirmed=confirmed,
-        two_person_rule=rb.approval.two_person_rule,
-    )
-    record = {
-        "approver": approver,
-        "role": role,
-        "channel": channel,
-        "comment": comment,
-        "answered_at": datetime.now(UTC).isoformat(),
-        "waited_s": round((datetime.now(UTC) - asked).total_seconds(), 3),
-        "reason": decision.reason,
-    }
-    if not decision.allowed:
-        ledger.append("approval.refused", record)
-        raise FailoverStopped(f"approval refused: {decision.reason}")
-    ledger.append("approval.granted", record)
-    run.notify("approval.granted", f"{run.incident_id}: {decision.reason}")
+    except gates.GateRefused as exc:
+        raise FailoverStopped(str(exc)) from exc
 
 
 def _confirm_isolation(run: steps.FailoverRun, rb: Runbook, approved_by: str | None) -> str:
@@ -386,24 +349,15 @@ def _confirm_isolation(run: steps.FailoverRun, rb: Runbook, approved_by: str | N
             "the DC cannot be reached and no confirmation that it is down or isolated was given; "
             "nothing was promoted (re-run with --confirm-dc-isolated NAME once checked)"
         )
-    run.notify(
-        "confirmation.requested",
-        f"{run.incident_id}: the DC is unreachable; confirm in "
-        "the Prefect UI that it is down or isolated before promotion",
-    )
-    form = pause_flow_run(
-        wait_for_input=IsolationConfirmation,
-        timeout=rb.approval.timeout_minutes * 60,
-        poll_interval=_poll_interval(),
-    )
-    if not form.confirm_dc_down_or_isolated or not form.confirmed_by.strip():
-        raise FailoverStopped("the DC's isolation was not confirmed: nothing was promoted")
-    run.ledger.append("isolation.confirmed", {"by": form.confirmed_by, "how": form.how_checked})
-    return form.confirmed_by
-
-
-def _poll_interval() -> int:
-    return int(os.environ.get("DRP_APPROVAL_POLL_S", "2"))
+    try:
+        return gates.ask_isolation(
+            ledger=run.ledger,
+            notify=run.notify,
+            incident_id=run.incident_id,
+            timeout_s=rb.approval.timeout_minutes * 60,
+        )
+    except gates.GateRefused as exc:
+        raise FailoverStopped(str(exc)) from exc
 
 
 def _body(
@@ -464,19 +418,13 @@ def _publish_summary(run: steps.FailoverRun, outcome: dict[str, Any]) -> None:
     ]
     if outcome.get("reason"):
         lines.append(f"- Stopped because: {outcome['reason']}")
-    lines += ["", "| # | step | status | duration | budget | reason |", "|---|---|---|---|---|---|"]
-    for i, row in enumerate(run.results, start=1):
-        flag = " ⚠" if row["duration_s"] > row["budget_s"] else ""
-        lines.append(
-            f"| {i} | {row['name']} | {row['status']} | {row['duration_s']:.1f} s{flag}"
-            f" | {row['budget_s']} s | {row['reason'].replace('|', '/')} |"
+    lines += ["", *incidents.steps_table(run.results)]
+    outcome["report"] = str(
+        incidents.publish_report(
+            run.ledger,
+            "failover",
+            run.incident_id,
+            "\n".join(lines) + "\n",
+            f"Failover {run.incident_id}: timeline and evidence",
         )
-    markdown = "\n".join(lines) + "\n"
-    report = run.ledger.directory.parent / "failover-report.md"
-    report.write_text(markdown)
-    outcome["report"] = str(report)
-    create_markdown_artifact(
-        markdown=markdown,
-        key=f"failover-{_key(run.incident_id)}",
-        description=f"Failover {run.incident_id}: timeline and evidence",
     )

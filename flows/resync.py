@@ -20,12 +20,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_run
 
 from drp.errors import DrpError, PreconditionFailed
-from drp.ledger import Ledger
+from drp.flows import load
+from drp.notify import build_notifiers, notify_safely
 from drp.runbooks import load_runbook
 from drp.settings import Settings
+from drp.tasks import incident as incidents
+from drp.tasks import manual as manual_steps
+from drp.tasks import manual_resync
 from drp.tasks import resync as steps
-from drp.tasks.failover import read_prior
-from drp.tasks.steps import FAILED, StepOutcome
+from drp.tasks.evidence_archive import archive_after_run_task
+from drp.tasks.steps import FAILED, StepOutcome, crash_if_asked
 from drp.topology import resolve
 
 
@@ -67,8 +71,8 @@ def resync(
     db = rb.databases[0] if rb.databases else None
     old_group = db.primary_group if db else "dc_db"
     incident_dir = settings.evidence_dir / incident_id
-    ledger_dir = incident_dir / "resync"
-    prior = read_prior(ledger_dir) if (ledger_dir / "manifest.json").exists() else None
+    ledger_dir = incidents.ledger_dir(settings.evidence_dir, incident_id, "resync")
+    prior = incidents.prior_attempts(ledger_dir)
     if prior and prior.closed:
         if steps.streaming_now(topology):
             logger.info("incident %s: resync already completed and still streams", incident_id)
@@ -82,18 +86,19 @@ def resync(
             f"incident {incident_id}: its resync was completed, but the DC no longer streams from "
             "the DRC; open a new incident for the new fault"
         )
-    if prior:
-        ledger = Ledger.open(
-            ledger_dir, known_secrets=topology.known_secrets, reason="resync re-run"
-        )
-    else:
-        ledger = Ledger.create(
-            ledger_dir,
-            incident_id,
-            {"flow": "resync", "runbook": runbook},
-            known_secrets=topology.known_secrets,
-        )
-    attempt = (prior.attempts if prior else 0) + 1
+    opened = incidents.open_flow_ledger(
+        ledger_dir, incident_id, "resync", {"runbook": runbook}, topology.known_secrets, prior
+    )
+    ledger, attempt = opened.ledger, opened.attempt
+    notifiers = build_notifiers(
+        ledger,
+        logger,
+        flow="resync",
+        incident_id=incident_id,
+        mode=mode,
+        settings=settings,
+        runbook=rb,
+    )
     started = datetime.now(UTC)
     failover_ledger = incident_dir / "failover"
     ledger.append(
@@ -116,6 +121,7 @@ def resync(
         old_group=old_group,
         force_basebackup=force_basebackup,
         attempt=attempt,
+        notifiers=notifiers,
     )
     bodies: dict[str, Callable[[], StepOutcome]] = {
         "observe": lambda: steps.observe(run),
@@ -129,16 +135,36 @@ def resync(
             outcome = _step_task(step, bodies[step.id])(run)
             if outcome.status == FAILED:
                 raise ResyncStopped(f"{step.name}: {outcome.reason}")
+            crash_if_asked(ledger, step.id)
         ended = datetime.now(UTC)
         result = _outcome(run, "streaming", started, ended)
         ledger.append("resync.completed", result)
+        notify_safely(
+            notifiers,
+            ledger,
+            "resync.completed",
+            f"{incident_id}: the DC streams from the DRC again ({result['method']}, "
+            f"{result['duration_s']} s)",
+            incident_id=incident_id,
+            flow="resync",
+        )
         ledger.close({"status": "streaming", "method": result["method"]})
         result["ledger_head"] = ledger.head
+        result["archive"] = archive_after_run_task(rb, ledger.directory)
         _publish_summary(run, result)
+        result["documents"] = load("reports").publish_after_flow(incident_id, formats=["md"])
         return result
     except DrpError as exc:
         result = _outcome(run, "stopped", started, datetime.now(UTC), str(exc))
         ledger.append("resync.stopped", {"reason": str(exc), "steps": run.results})
+        notify_safely(
+            notifiers,
+            ledger,
+            "resync.stopped",
+            f"{incident_id}: resync stopped — {exc}",
+            incident_id=incident_id,
+            flow="resync",
+        )
         _publish_summary(run, result)
         raise ResyncStopped(f"resync {incident_id} stopped: {exc} (ledger: {ledger_dir})") from exc
 
@@ -175,17 +201,50 @@ def _publish_summary(run: steps.ResyncRun, outcome: dict[str, Any]) -> None:
     ]
     if outcome.get("reason"):
         lines.append(f"- Stopped because: {outcome['reason']}")
-    lines += ["", "| step | status | duration | budget | reason |", "|---|---|---|---|---|"]
-    for row in run.results:
-        lines.append(
-            f"| {row['name']} | {row['status']} | {row['duration_s']:.1f} s | "
-            f"{row['budget_s']} s | {row['reason'].replace('|', '/')} |"
+    lines += ["", *incidents.steps_table(run.results)]
+    outcome["report"] = str(
+        incidents.publish_report(
+            run.ledger,
+            "resync",
+            run.incident_id,
+            "\n".join(lines) + "\n",
+            f"Resync {run.incident_id}",
         )
-    markdown = "\n".join(lines) + "\n"
-    report = run.ledger.directory.parent / "resync-report.md"
-    report.write_text(markdown)
-    outcome["report"] = str(report)
-    key = "".join(c if c.isalnum() else "-" for c in run.incident_id.lower())
-    create_markdown_artifact(
-        markdown=markdown, key=f"resync-{key}", description=f"Resync {run.incident_id}"
     )
+
+
+# -- Manual declarations into SKP (Pasal 11) ------------------------------------------------------
+@flow(name="resync-manual-declarations", validate_parameters=True)
+def resync_manual_declarations(
+    incident_id: str, runbook: str = "runbooks/lab.yaml", restored_at: str | None = None
+) -> dict[str, Any]:
+    """Write the incident's manual declarations into SKP (idempotent), track the 30-day
+    deadline from the service-restored time and report what was and was not synchronised.
+
+    The steps live in :mod:`drp.tasks.manual_resync`; ``restored_at`` (ISO time with a zone)
+    overrides the time taken from the failover ledger's ``failover.completed`` record.
+    """
+    settings = Settings()
+    rb = load_runbook(runbook)
+    topology = resolve(rb, Path(rb.inventory), settings)
+    cfg = manual_steps.manual_config(settings, runbook)
+    report = manual_resync.resync_task(cfg, topology, incident_id, restored_at)
+    lines = [
+        f"# Manual declarations into SKP — {incident_id}: {report['status']}",
+        "",
+        f"- {report['skp']}",
+        f"- Deadline (Pasal 11): {report['deadline_note']}",
+        f"- Synchronised now: {len(report['synced'])}; already: {len(report['already'])}; "
+        f"not synchronised: {len(report['not_synced'])}",
+        f"- Ledger: `{report['ledger']}`",
+    ]
+    lines += [
+        f"- not synced: {n['registration_number']} — {n['reason']}"
+        for n in report["not_synced"][:50]
+    ]
+    create_markdown_artifact(
+        markdown="\n".join(lines) + "\n",
+        key=incidents.artifact_key("manual-resync", incident_id),
+        description=f"Manual declarations resync {incident_id}",
+    )
+    return report

@@ -1,7 +1,8 @@
 """Notifications: one interface, several channels. A notification never stops a failover.
 
 The default :class:`LedgerLogNotifier` writes to the run's log and to the evidence ledger; the
-Slack adapter (ChatOps issue) will be another :class:`Notifier`. :func:`notify_safely` is what
+Slack notifier (:class:`drp.tasks.chatops.SlackNotifier`, added by :func:`build_notifiers` when
+ChatOps is configured) is another :class:`Notifier`. :func:`notify_safely` is what
 flows call: any exception from a channel is caught and recorded, never raised.
 """
 
@@ -32,6 +33,50 @@ class LedgerLogNotifier:
         self.ledger.append(
             "notification", {"event": event, "text": text, "channel": "log", **dict(data)}
         )
+
+
+def build_notifiers(
+    ledger: Ledger,
+    logger: logging.Logger | logging.LoggerAdapter,
+    *,
+    flow: str,
+    incident_id: str,
+    mode: str,
+    settings: Any = None,
+    runbook: Any = None,
+) -> list[Notifier]:
+    """The notifiers a flow run uses: one place, so that a new channel (Slack) is added here
+    and every flow (failover, resync, failback, drill, replication check) hears about it.
+
+    ``flow``, ``incident_id`` and ``mode`` say which run is talking (a channel may group the
+    messages of one incident into one thread); ``settings`` is a :class:`drp.settings.Settings`;
+    ``runbook`` (a :class:`drp.domain.runbook.Runbook`, optional: otherwise the one named in the
+    ledger is read) gives the chat channels and the roster.
+
+    With ``DRP_SLACK_TOKEN`` and ``DRP_SLACK_CHANNEL`` set, a Slack notifier is added: it queues
+    messages in the ``ops-db`` outbox and a background sender posts them (``drp.chatops``), so
+    a slow or absent Slack never delays a step. Without them, nothing changes.
+    """
+    notifiers: list[Notifier] = [LedgerLogNotifier(ledger, logger)]
+    from drp.tasks.chatops import slack_configured, slack_notifier
+
+    if settings is not None and slack_configured(settings):
+        try:
+            slack = slack_notifier(
+                ledger,
+                logger,
+                flow=flow,
+                incident_id=incident_id,
+                mode=mode,
+                settings=settings,
+                runbook=runbook,
+            )
+        except Exception as exc:  # ChatOps must never stop a flow from starting
+            ledger.append("chatops.unavailable", {"reason": str(exc)})
+            slack = None
+        if slack is not None:
+            notifiers.append(slack)
+    return notifiers
 
 
 def notify_safely(

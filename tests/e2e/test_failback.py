@@ -1,10 +1,14 @@
 """The failback flow end to end: failover, resync, then a planned switchover back to the DC with
-zero data loss (real Ansible over SSH, real fence, promotion and rejoin), and a re-run that finds
-it already completed."""
+zero data loss (real Ansible over SSH, real fence, promotion and rejoin) that is killed after the
+promotion and finished by a re-run without repeating a step, and a further re-run that finds it
+already completed."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ from typer.testing import CliRunner
 from drp.commands import failback as failback_command
 from drp.flows import load
 from drp.lab.core import Lab
-from drp.ledger import verify_ledger
+from drp.ledger import read_records, verify_ledger
 
 pytestmark = pytest.mark.e2e
 RUNBOOK = str(Path(__file__).resolve().parents[2] / "runbooks" / "lab.yaml")
@@ -57,21 +61,40 @@ def test_failback_returns_service_to_the_dc_without_losing_a_drc_write(
             (key,),
         )
 
+    # The failback is killed right after the DC was promoted (exit 70, as a lost worker)...
+    from prefect.settings import PREFECT_API_URL
+
+    env = {
+        **os.environ,
+        "DRP_CRASH_AFTER_STEP": "promote_dc",
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+    }
+    cli = [sys.executable, "-m", "drp.cli", "failback", "--runbook", RUNBOOK]
+    args = ["--incident-id", incident, "--approved-by", "Sari", "--declared-by", "Budi"]
+    proc = subprocess.run(
+        [*cli, *args, "--json"], env=env, capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 70, proc.stderr[-2000:]
+    comps = lab.status()["components"]
+    assert comps["dc-db"]["role"] == "primary" and comps["drc-db"]["up"] is False
+
+    # ... and the re-run finishes it without doing any step twice.
     outcome = _failback(incident_id=incident, approved_by="Sari", declared_by="Budi")
     assert outcome["status"] == "verified", outcome
     assert outcome["achieved_rto_s"] > 0
     assert "zero data loss" in outcome["zero_loss"]
     assert outcome["rejoin_method"] == "standby", "a clean fence needs no rewind"
-    statuses = {s["step_id"]: s["status"] for s in outcome["steps"]}
-    assert statuses == {
-        "approve": "done",
-        "fence_drc": "done",
-        "catch_up": "done",
-        "promote_dc": "done",
-        "rejoin_drc": "done",
-        "switch": "done",
-        "verify": "done",
-    }, outcome["steps"]
+    ends = [
+        r.data
+        for _, r in read_records(outcome["ledger"])
+        if not isinstance(r, str) and r.kind == "step.end"
+    ]
+    done = [e["step_id"] for e in ends if e["status"] == "done"]
+    steps = ["approve", "fence_drc", "catch_up", "promote_dc", "rejoin_drc", "switch", "verify"]
+    assert sorted(done) == sorted(steps), ends  # every step done exactly once in all
+    first = [e["step_id"] for e in ends[: len(ends) - len(outcome["steps"])]]
+    assert first == steps[:4], first  # the killed attempt got as far as the promotion
+    assert all(s["status"] == "already_done" for s in outcome["steps"][:4]), outcome["steps"]
 
     comps = lab.status()["components"]
     assert comps["dc-db"]["role"] == "primary" and comps["dc-db"]["writable"] is True
@@ -94,8 +117,7 @@ def test_failback_returns_service_to_the_dc_without_losing_a_drc_write(
     app = typer.Typer()
     app.callback()(lambda: None)
     failback_command.register(app)
-    args = ["failback", "--runbook", RUNBOOK, "--incident-id", incident, "--approved-by", "Sari"]
-    again = CliRunner().invoke(app, [*args, "--declared-by", "Budi", "--json"])
+    again = CliRunner().invoke(app, ["failback", "--runbook", RUNBOOK, *args, "--json"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["status"] == "already_completed"
     assert verify_ledger(outcome["ledger"]).ok

@@ -166,27 +166,9 @@ def test_dc_alive_is_fenced_then_the_drc_takes_over(prefect_server, guarded) -> 
     }
 
 
-def test_dc_database_crash_the_july_2021_case(prefect_server, guarded) -> None:
-    lab, _, writer = guarded
-    writer.stop()
-    lab.break_("dc-db-crash")
-    outcome = _run(category="parsial_nasional")
-    _assert_failed_over(lab, outcome, writer)
-    assert (lab.cfg.pgdata("dc-db") / "standby.signal").exists()
-
-
-def test_dc_heat_is_classified_from_the_facility_signals(prefect_server, guarded) -> None:
-    lab, _, writer = guarded
-    lab.break_("dc-heat", percent=60, celsius=34)
-    outcome = _run()  # no category: the signals decide
-    _assert_failed_over(lab, outcome, writer)
-    declared = next(
-        r
-        for _, r in read_records(outcome["ledger"])
-        if not isinstance(r, str) and r.kind == "incident.declared"
-    )
-    assert declared.data["category"] == "katastropik"
-    assert declared.data["triggers"][0]["article"] == "Pasal 7(1)(b)"
+# The DC database crash (the July 2021 case) and the DC heat classified from the facility
+# signals are rehearsed end to end by the drills (tests/e2e/test_drill.py), with a writer and a
+# watcher, the declared category and the Pasal 7(1)(b) trigger checked there.
 
 
 def test_dc_power_loss_needs_a_confirmation_before_promotion(prefect_server, guarded) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from drp.commands._follow import following
-from drp.commands._output import console, emit_json, err_console, fail
-from drp.errors import DrpError
+from drp.commands._flowrun import run_flow_command
+from drp.commands._output import console, fail
 from drp.settings import Settings
 
 NOTABLE = (
@@ -37,7 +35,9 @@ def failback(
     approved_by: Annotated[
         str,
         typer.Option(
-            "--approved-by", help="Who approves (required: no UI approval for failback yet)."
+            "--approved-by",
+            help="Who approves (required here; runs of the failback deployment may instead "
+            "be approved in the Prefect UI).",
         ),
     ],
     runbook: Annotated[Path, typer.Option(help="The runbook (DRP).")] = Path("runbooks/lab.yaml"),
@@ -53,51 +53,35 @@ def failback(
     if not incident_id.strip():
         fail("--incident-id ID is required: a failback belongs to an incident", code=2)
     if not approved_by.strip():
-        fail("--approved-by NAME is required: failback has no UI approval yet", code=2)
+        fail(
+            "--approved-by NAME is required (to approve in the Prefect UI instead, run the "
+            "failback deployment)",
+            code=2,
+        )
     if mode not in ("drill", "real"):
         fail(f"--mode {mode!r}: choose drill or real", code=2)
     if not runbook.exists():
         fail(f"no runbook at {runbook}", code=2)
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from drp.flows import load
-
-    flow_fn = load("failback").failback
     ledger_dir = Settings().evidence_dir / incident_id / "failback"
     if not json_out:
         console.print(f"[bold]failback {incident_id}[/] ({mode}) — evidence in {ledger_dir}")
-    outcome: dict[str, Any] | None = None
-    error: str | None = None
-    with following(ledger_dir, NOTABLE, enabled=not json_out):
-        try:
-            outcome = flow_fn(
-                incident_id=incident_id,
-                approved_by=approved_by,
-                runbook=str(runbook),
-                declared_by=declared_by,
-                mode=mode,
-            )
-        except DrpError as exc:
-            error = str(exc)
-        except Exception as exc:  # Prefect wraps some failures (timeouts, crashes)
-            error = f"{type(exc).__name__}: {exc}"
-    if outcome is None:
-        if json_out:
-            emit_json(
-                {
-                    "incident_id": incident_id,
-                    "status": "stopped",
-                    "reason": error,
-                    "ledger": str(ledger_dir),
-                }
-            )
-        err_console.print(f"[bold red]stopped:[/] {error}", highlight=False)
-        raise typer.Exit(1)
-    if json_out:
-        emit_json(outcome)
-    else:
-        _print_outcome(outcome)
-    raise typer.Exit(0 if outcome.get("status") in OK_STATUSES else 1)
+    run_flow_command(
+        flow_file="failback",
+        flow_name="failback",
+        params=dict(
+            incident_id=incident_id,
+            approved_by=approved_by,
+            runbook=str(runbook),
+            declared_by=declared_by,
+            mode=mode,
+        ),
+        incident_id=incident_id,
+        follow_dir=ledger_dir,
+        notable=NOTABLE,
+        ok_statuses=OK_STATUSES,
+        print_outcome=_print_outcome,
+        json_out=json_out,
+    )
 
 
 def _print_outcome(o: dict[str, Any]) -> None:

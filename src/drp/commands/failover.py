@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from drp.commands._follow import following
-from drp.commands._output import console, emit_json, err_console, fail
+from drp.commands._flowrun import run_flow_command
+from drp.commands._output import console, emit_json, fail
 from drp.domain.plan import plan as make_plan
 from drp.errors import DrpError
 from drp.runbooks import load_runbook
@@ -93,56 +92,34 @@ def failover(
         report = dry_run_report(rb, make_plan(rb), str(runbook))
         emit_json(report) if json_out else _print_dry_run(report)
         raise typer.Exit(0)
-    # Progress comes from the ledger (below); Prefect's own console lines would repeat it.
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from drp.flows import load
-
-    flow_fn = load("failover").failover
     incident = incident_id or new_incident_id()
-    params: dict[str, Any] = dict(
-        runbook=str(runbook),
-        declared_by=declared_by,
-        declarer_role=declarer_role,
-        category=CATEGORIES[category] if category else None,
-        mode=mode,
-        approved_by=approved_by,
-        approver_role=approver_role,
-        confirm_dc_isolated_by=confirm_dc_isolated,
-        override_preflight_by=override_preflight,
-        dry_run=dry_run,
-        incident_id=incident,
-        detected_at=detected_at,
-    )
     ledger_dir = Settings().evidence_dir / incident / "failover"
     if not json_out:
         console.print(f"[bold]failover {incident}[/] ({mode}) — evidence in {ledger_dir}")
-    with following(ledger_dir, NOTABLE, enabled=not json_out):
-        try:
-            outcome = flow_fn(**params)
-            error = None
-        except DrpError as exc:
-            outcome, error = None, str(exc)
-        except Exception as exc:  # Prefect wraps some failures (pause timeout, crashes)
-            outcome, error = None, f"{type(exc).__name__}: {exc}"
-    if error is not None:
-        if json_out:
-            emit_json(
-                {
-                    "incident_id": incident,
-                    "status": "stopped",
-                    "reason": error,
-                    "ledger": str(ledger_dir),
-                }
-            )
-        err_console.print(f"[bold red]stopped:[/] {error}", highlight=False)
-        raise typer.Exit(1)
-    if json_out:
-        emit_json(outcome)
-    else:
-        _print_outcome(outcome)
-    ok = outcome.get("status") in ("verified", "already_completed")
-    raise typer.Exit(0 if ok else 1)
+    run_flow_command(
+        flow_file="failover",
+        flow_name="failover",
+        params=dict(
+            runbook=str(runbook),
+            declared_by=declared_by,
+            declarer_role=declarer_role,
+            category=CATEGORIES[category] if category else None,
+            mode=mode,
+            approved_by=approved_by,
+            approver_role=approver_role,
+            confirm_dc_isolated_by=confirm_dc_isolated,
+            override_preflight_by=override_preflight,
+            dry_run=dry_run,
+            incident_id=incident,
+            detected_at=detected_at,
+        ),
+        incident_id=incident,
+        follow_dir=ledger_dir,
+        notable=NOTABLE,
+        ok_statuses=("verified", "already_completed"),
+        print_outcome=_print_outcome,
+        json_out=json_out,
+    )
 
 
 def _print_outcome(o: dict[str, Any]) -> None:

@@ -93,9 +93,13 @@ def judge_preflight(
 ) -> Verdict:
     """Can the DRC take over now? Every check is listed, passed or failed.
 
-    Lag is judged in bytes of WAL received but not yet replayed at the standby (the runbook's
-    RPO of 0 s means nothing may wait for replay). When the DC is down, the standby cannot be
-    streaming: that is expected and not a failure — what it received is what can be recovered.
+    The replay backlog (WAL received but not yet replayed) is not data loss — promotion replays
+    everything received before the DRC accepts writes — but it delays the recovery, so it is
+    judged against ``max_lag_bytes``, a recovery-time limit. (A crashed primary can leave a torn
+    record at the end of what it sent, which can never be replayed: a limit of 0 would refuse
+    every crash.) Data loss is measured after the fence, from the DC's final WAL position. When
+    the DC is down, the standby cannot be streaming: that is expected and not a failure — what
+    it received is what can be recovered.
     """
     passed: list[str] = []
     failures: list[str] = []
@@ -119,10 +123,11 @@ def judge_preflight(
         lag = standby.lag_bytes or 0
         if lag > max_lag_bytes:
             failures.append(
-                f"replay lag {lag} bytes exceeds the {max_lag_bytes} bytes the RPO allows"
+                f"replay backlog {lag} bytes exceeds the {max_lag_bytes}-byte limit (received "
+                "WAL still to replay: it would delay the recovery)"
             )
         else:
-            passed.append(f"replay lag {lag} bytes within {max_lag_bytes}")
+            passed.append(f"replay backlog {lag} bytes within {max_lag_bytes}")
     if syntax_problems:
         failures.extend(f"playbook syntax: {p}" for p in syntax_problems)
     else:

@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,19 @@ from drp.domain.runbook import Runbook
 from drp.errors import FencingFailed, PostgresError, PreconditionFailed
 from drp.lab.core import http_json
 from drp.ledger import Ledger, read_records
+from drp.notify import Notifier
 from drp.tasks import resync
 from drp.tasks.failover import frontdoor_site
 from drp.tasks.recorded import run_recorded_playbook
-from drp.tasks.steps import ALREADY_DONE, DONE, FAILED, StepOutcome, record_step
+from drp.tasks.steps import (
+    ALREADY_DONE,
+    DONE,
+    FAILED,
+    StepOutcome,
+    announce_step,
+    record_step,
+    starter,
+)
 from drp.topology import Topology
 
 DC_GROUP = "dc_db"
@@ -49,7 +57,7 @@ class FailbackStep:
     timeout_s: int
 
 
-APPROVE = FailbackStep("approve", "Approval (approved_by; two people in real mode)", 1, 30)
+APPROVE = FailbackStep("approve", "Approval (two people in real mode)", 1, 30)
 FENCE = FailbackStep("fence_drc", "Stop writes at the DRC (fence, final checkpoint)", 10, 120)
 CATCH_UP = FailbackStep("catch_up", "Prove the DC replayed the DRC's final LSN", 10, 120)
 PROMOTE = FailbackStep("promote_dc", "Promote the DC and wait until writable", 10, 120)
@@ -78,6 +86,7 @@ class FailbackRun:
     rejoin_method: str | None = None
     sync_names: str = ""  # the DC's synchronous_standby_names, held back until the DRC rejoins
     results: list[dict[str, Any]] = field(default_factory=list)
+    notifiers: list[Notifier] = field(default_factory=list)
 
 
 def observe_sites(topology: Topology) -> rules.SitesObservation:
@@ -112,9 +121,27 @@ def run_step(run: FailbackRun, step: FailbackStep, body: Callable[[], StepOutcom
         body=body,
         results=run.results,
         logger=run.logger,
+        on_start=starter(
+            run.notifiers,
+            run.ledger,
+            flow="failback",
+            incident_id=run.incident_id,
+            step_id=step.id,
+            name=step.name,
+            budget_s=step.budget_s,
+        ),
     )
     run.clock.record(timing)
     run.logger.info("%s %s: %s", outcome.status, step.id, outcome.reason)
+    announce_step(
+        run.notifiers,
+        run.ledger,
+        flow="failback",
+        incident_id=run.incident_id,
+        step_id=step.id,
+        outcome=outcome,
+        timing=timing,
+    )
     return outcome
 
 
@@ -138,6 +165,15 @@ def _recorded_final_lsn(run: FailbackRun) -> str | None:
     for _, rec in read_records(run.ledger.directory):
         if not isinstance(rec, str) and rec.kind == "failback.final_lsn":
             found = rec.data.get("final_lsn") or found
+    return found
+
+
+def _recorded_proof(run: FailbackRun) -> rules.ZeroLossProof | None:
+    """The zero-loss proof an earlier attempt recorded (``failback.zero_loss``, proven)."""
+    found = None
+    for _, rec in read_records(run.ledger.directory):
+        if not isinstance(rec, str) and rec.kind == "failback.zero_loss" and rec.data["proven"]:
+            found = rules.prove_zero_loss(rec.data["final_lsn"], rec.data["replay_lsn"])
     return found
 
 
@@ -192,35 +228,18 @@ def _writable(dsn: str) -> bool:
 
 
 # -- the steps ---------------------------------------------------------------------------------
-def approve(
-    run: FailbackRun, prior_approval: Mapping[str, Any] | None, approved_at: datetime
-) -> StepOutcome:
-    """The failover's approval rules; no UI pause in this increment: approved_by is required."""
-    if prior_approval:
+def approve(run: FailbackRun, approval: Mapping[str, Any], *, reused: bool) -> StepOutcome:
+    """Record the gate's answer as the first step (the flow asked: in the UI or up front)."""
+    who = f"{approval.get('approver')} via {approval.get('channel', 'cli')}"
+    if reused:
         return StepOutcome(
-            ALREADY_DONE,
-            f"approved by {prior_approval.get('approved_by')} in an earlier attempt",
-            {"approval": dict(prior_approval)},
+            ALREADY_DONE, f"approved by {who} in an earlier attempt", {"approval": dict(approval)}
         )
-    decision = failover_rules.check_approval(
-        mode=run.mode,
-        declared_by=run.declared_by,
-        approver=run.approved_by,
-        confirmed=True,
-        two_person_rule=run.runbook.approval.two_person_rule,
+    return StepOutcome(
+        DONE,
+        f"approved by {who} after {approval.get('waited_s', 0)} s: {approval.get('reason')}",
+        {"approval": dict(approval)},
     )
-    if not decision.allowed:
-        run.ledger.append("approval.refused", {"reason": decision.reason})
-        return StepOutcome(FAILED, decision.reason)
-    record = {
-        "approved_by": run.approved_by,
-        "declared_by": run.declared_by,
-        "mode": run.mode.value,
-        "reason": decision.reason,
-        "at": approved_at.isoformat(),
-    }
-    run.ledger.append("approval.granted", record)
-    return StepOutcome(DONE, decision.reason, record)
 
 
 def fence_drc(run: FailbackRun) -> StepOutcome:
@@ -257,7 +276,11 @@ def fence_drc(run: FailbackRun) -> StepOutcome:
 def catch_up(run: FailbackRun) -> StepOutcome:
     """Wait until the DC replayed at least the DRC's final LSN: zero data loss, by comparison."""
     if observe_sites(run.topology).dc_in_recovery is False:
-        return StepOutcome(ALREADY_DONE, "the DC is already the primary (caught up earlier)")
+        run.proof = _recorded_proof(run)  # the proof an earlier attempt made before promoting
+        reason = run.proof.reason if run.proof else "no proof recorded by an earlier attempt"
+        return StepOutcome(
+            ALREADY_DONE, f"the DC is already the primary (caught up earlier: {reason})"
+        )
     if not run.final_lsn:
         raise PreconditionFailed("no final LSN of the DRC: the fence step must run first")
     deadline = time.monotonic() + CATCH_UP.timeout_s - 10

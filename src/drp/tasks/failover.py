@@ -33,9 +33,11 @@ from drp.tasks.steps import (
     ALREADY_DONE,
     DONE,
     FAILED,
-    SKIPPED,
+    SYMBOLS,
     StepOutcome,
+    announce_step,
     record_step,
+    starter,
 )
 from drp.topology import Topology
 
@@ -129,6 +131,15 @@ def run_step(
         body=body,
         results=run.results,
         logger=run.logger,
+        on_start=starter(
+            run.notifiers,
+            run.ledger,
+            flow="failover",
+            incident_id=run.incident_id,
+            step_id=step.id,
+            name=step.name,
+            budget_s=step.budget_seconds,
+        ),
         start_data={
             "action": step.action,
             "playbook": step.playbook,
@@ -138,10 +149,15 @@ def run_step(
         result_data={"action": step.action},
     )
     run.clock.record(timing)
-    symbol = {DONE: "✓", ALREADY_DONE: "=", FAILED: "✗", SKIPPED: "-"}.get(outcome.status, "?")
-    run.logger.info("%s %s", symbol, timing.reason)
-    run.notify(
-        f"step.{outcome.status}", f"{run.incident_id}: {symbol} {timing.reason}", step_id=step.id
+    run.logger.info("%s %s", SYMBOLS.get(outcome.status, "?"), timing.reason)
+    announce_step(
+        run.notifiers,
+        run.ledger,
+        flow="failover",
+        incident_id=run.incident_id,
+        step_id=step.id,
+        outcome=outcome,
+        timing=timing,
     )
     run.check_rto()
     return outcome
@@ -281,17 +297,23 @@ def _preflight_playbook(
         standby_group=planned.step.targets,
         require_streaming=primary_up,
         max_lag_bytes=_max_lag_bytes(run),
-        rpo_seconds=max(min(s.rpo_seconds for s in run.runbook.services), 1),
+        # The playbook's "replay stalled" check: received WAL waiting while the last replayed
+        # transaction grows old. A stall, not loss — a minute, as for the backlog above.
+        rpo_seconds=max(min(s.rpo_seconds for s in run.runbook.services), 60),
     )
     if result.ok:
         return ()
     return (f"{planned.step.playbook}: {result.failure_message()}",)
 
 
+REPLAY_BACKLOG_LIMIT = 16 * 1024 * 1024
+"""Received WAL still to replay that pre-flight accepts: one segment, replayed in well under a
+second. It is a recovery-time limit, not the RPO (received WAL is never lost by a promotion)."""
+
+
 def _max_lag_bytes(run: FailoverRun) -> int:
-    """RPO 0 s allows no WAL waiting for replay; otherwise allow a bounded backlog."""
-    rpo = min(s.rpo_seconds for s in run.runbook.services)
-    return 0 if rpo == 0 else 16 * 1024 * 1024
+    del run  # one limit for every runbook so far (see REPLAY_BACKLOG_LIMIT)
+    return REPLAY_BACKLOG_LIMIT
 
 
 def fence(run: FailoverRun, planned: PlannedStep) -> StepOutcome:

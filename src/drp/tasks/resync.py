@@ -25,10 +25,11 @@ from drp.domain.failover import lsn_to_int
 from drp.domain.runbook import Runbook
 from drp.errors import PostgresError, PreconditionFailed
 from drp.ledger import Ledger
+from drp.notify import Notifier
 from drp.tasks.failover import primary_accepts_writes
 from drp.tasks.recorded import run_recorded_playbook
 from drp.tasks.replication import read_settings
-from drp.tasks.steps import ALREADY_DONE, DONE, StepOutcome, record_step
+from drp.tasks.steps import ALREADY_DONE, DONE, StepOutcome, announce_step, record_step, starter
 from drp.topology import Topology
 
 PLAYBOOK = "rejoin_standby.yml"
@@ -71,6 +72,7 @@ class ResyncRun:
     decision: rules.RejoinDecision | None = None
     drifts: tuple[readiness.Drift, ...] = ()
     results: list[dict[str, Any]] = field(default_factory=list)
+    notifiers: list[Notifier] = field(default_factory=list)
 
     @property
     def new_primary_address(self) -> tuple[str, int]:
@@ -81,7 +83,7 @@ class ResyncRun:
 
 def run_step(run: ResyncRun, step: ResyncStep, body: Callable[[], StepOutcome]) -> StepOutcome:
     """Run and record one step (see :func:`drp.tasks.steps.record_step`)."""
-    outcome, _ = record_step(
+    outcome, timing = record_step(
         run.ledger,
         step_id=step.id,
         name=step.name,
@@ -90,8 +92,26 @@ def run_step(run: ResyncRun, step: ResyncStep, body: Callable[[], StepOutcome]) 
         body=body,
         results=run.results,
         logger=run.logger,
+        on_start=starter(
+            run.notifiers,
+            run.ledger,
+            flow="resync",
+            incident_id=run.incident_id,
+            step_id=step.id,
+            name=step.name,
+            budget_s=step.budget_s,
+        ),
     )
     run.logger.info("%s %s: %s", outcome.status, step.id, outcome.reason)
+    announce_step(
+        run.notifiers,
+        run.ledger,
+        flow="resync",
+        incident_id=run.incident_id,
+        step_id=step.id,
+        outcome=outcome,
+        timing=timing,
+    )
     return outcome
 
 

@@ -9,7 +9,8 @@ RTO clock, notifications).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from drp.domain.rto import StepTiming
 from drp.errors import DrpError
 from drp.ledger import Ledger
+from drp.notify import Notifier, notify_safely
 
 # Outcomes of a step, as recorded.
 DONE = "done"
@@ -44,8 +46,10 @@ def record_step(
     logger: logging.Logger | logging.LoggerAdapter,
     start_data: Mapping[str, Any] | None = None,
     result_data: Mapping[str, Any] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> tuple[StepOutcome, StepTiming]:
-    """Record the start, run ``body``, record the end with its duration against the budget."""
+    """Record the start, run ``body``, record the end with its duration against the budget.
+    ``on_start`` runs right after the start is recorded (to tell people: :func:`starter`)."""
     ledger.append(
         "step.start",
         {
@@ -57,6 +61,8 @@ def record_step(
         },
     )
     logger.info("▶ %s (budget %d s)", name, budget_s)
+    if on_start is not None:
+        on_start()
     started = datetime.now(UTC)
     try:
         outcome = body()
@@ -69,6 +75,7 @@ def record_step(
     ledger.append(
         "step.end",
         {
+            **outcome.data,  # first: a step's data never overwrites the fields every end has
             "step_id": step_id,
             "status": outcome.status,
             "reason": outcome.reason,
@@ -76,7 +83,6 @@ def record_step(
             "budget_s": budget_s,
             "over_budget": timing.over_budget,
             "attempt": attempt,
-            **outcome.data,
         },
     )
     results.append(
@@ -91,3 +97,71 @@ def record_step(
         }
     )
     return outcome, timing
+
+
+SYMBOLS = {DONE: "✓", ALREADY_DONE: "=", FAILED: "✗", SKIPPED: "-"}
+
+
+def starter(
+    notifiers: Sequence[Notifier],
+    ledger: Ledger,
+    *,
+    flow: str,
+    incident_id: str,
+    step_id: str,
+    name: str,
+    budget_s: float,
+) -> Callable[[], None]:
+    """The ``on_start`` of :func:`record_step` that tells people a step began (``step.started``)."""
+
+    def _announce() -> None:
+        notify_safely(
+            list(notifiers),
+            ledger,
+            "step.started",
+            f"{incident_id}: ▶ {name} (budget {budget_s:.0f} s)",
+            incident_id=incident_id,
+            flow=flow,
+            step_id=step_id,
+            budget_s=budget_s,
+        )
+
+    return _announce
+
+
+def announce_step(
+    notifiers: Sequence[Notifier],
+    ledger: Ledger,
+    *,
+    flow: str,
+    incident_id: str,
+    step_id: str,
+    outcome: StepOutcome,
+    timing: StepTiming,
+) -> None:
+    """Tell people a step ended (event ``step.<status>``): its duration against its budget."""
+    symbol = SYMBOLS.get(outcome.status, "?")
+    notify_safely(
+        list(notifiers),
+        ledger,
+        f"step.{outcome.status}",
+        f"{incident_id}: {symbol} {timing.reason}",
+        incident_id=incident_id,
+        flow=flow,
+        step_id=step_id,
+        duration_s=round(timing.duration.total_seconds(), 3),
+        budget_s=timing.budget.total_seconds(),
+    )
+
+
+CRASH_HOOK = "DRP_CRASH_AFTER_STEP"
+"""Fault injection for drills and tests: the process dies (exit 70) right after that step, as a
+killed worker would — so that re-running the incident can be shown to finish without repeating
+a step."""
+
+
+def crash_if_asked(ledger: Ledger, step_id: str) -> None:
+    """Die here (exit 70, no clean-up) when ``DRP_CRASH_AFTER_STEP`` names this step."""
+    if os.environ.get(CRASH_HOOK) == step_id:
+        ledger.append("fault.injected", {"hook": CRASH_HOOK, "after": step_id})
+        os._exit(70)

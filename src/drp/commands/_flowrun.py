@@ -1,0 +1,71 @@
+"""Run one incident flow from the command line: load it, follow its ledger live, print the
+outcome (or JSON), exit 0 only when the outcome's status is a success.
+
+Shared by ``drp failover``, ``drp resync``, ``drp failback`` and ``drp drill``: each says which
+flow, which ledger to follow, which records deserve a line, and how to print a success.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from drp.commands._follow import following
+from drp.commands._output import emit_json, err_console
+from drp.errors import DrpError
+
+
+def quiet_prefect() -> None:
+    """Progress comes from the ledger; Prefect's own console lines would repeat it."""
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def run_flow_command(
+    *,
+    flow_file: str,
+    flow_name: str,
+    params: Mapping[str, Any],
+    incident_id: str,
+    follow_dir: Path,
+    notable: Collection[str],
+    ok_statuses: Collection[str],
+    print_outcome: Callable[[dict[str, Any]], None],
+    json_out: bool,
+) -> None:
+    """Run the flow in this process (an ephemeral Prefect API unless PREFECT_API_URL is set)
+    and exit with its verdict; a stop prints its reason (and the ledger) and exits 1."""
+    quiet_prefect()
+    from drp.flows import load
+
+    flow_fn = getattr(load(flow_file), flow_name)
+    outcome: dict[str, Any] | None = None
+    error: str | None = None
+    with following(follow_dir, notable, enabled=not json_out):
+        try:
+            outcome = flow_fn(**params)
+        except DrpError as exc:
+            error = str(exc)
+        except Exception as exc:  # Prefect wraps some failures (pause timeouts, crashes)
+            error = f"{type(exc).__name__}: {exc}"
+    if outcome is None:
+        if json_out:
+            emit_json(
+                {
+                    "incident_id": incident_id,
+                    "status": "stopped",
+                    "reason": error,
+                    "ledger": str(follow_dir),
+                }
+            )
+        err_console.print(f"[bold red]stopped:[/] {error}", highlight=False)
+        raise typer.Exit(1)
+    if json_out:
+        emit_json(outcome)
+    else:
+        print_outcome(outcome)
+    raise typer.Exit(0 if outcome.get("status") in ok_statuses else 1)

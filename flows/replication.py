@@ -20,10 +20,11 @@ from drp.domain.readiness import ReadinessReport, Verdict
 from drp.domain.runbook import Runbook
 from drp.errors import DrpError
 from drp.ledger import Ledger
-from drp.notify import LedgerLogNotifier, Notifier, notify_safely
+from drp.notify import build_notifiers, notify_safely
 from drp.runbooks import load_runbook
 from drp.settings import Settings
 from drp.tasks import replication as checks
+from drp.tasks.evidence_archive import archive_after_run_task
 from drp.topology import resolve
 
 
@@ -42,20 +43,20 @@ def replication_check(runbook: str = "runbooks/lab.yaml") -> dict[str, Any]:
         {"flow": "replication-check", "runbook": runbook},
         known_secrets=topology.known_secrets,
     )
-    report = checks.readiness_task(rb, topology)
-    drift = checks.drift_task(rb, topology)
+    report, drift = checks.check_all_task(rb, topology)
     result = checks.result_data(report, drift)
     ledger.append("readiness.checked", result)
     for verdict in (*report.verdicts, *drift):
         logger.info("%s: %s %s", verdict.subject, verdict.status.value, "; ".join(verdict.reasons))
 
-    result["alerts"] = _alert(rb, topology.ops_dsn, report, drift, now, ledger, logger)
+    result["alerts"] = _alert(rb, topology.ops_dsn, report, drift, now, ledger, logger, settings)
     create_markdown_artifact(
         key=f"readiness-{slug}",
         markdown=checks.summary_markdown(rb, report, drift),
         description=f"Replication and configuration readiness of {rb.name}",
     )
     ledger.close({"status": result["status"], "alerts": len(result["alerts"])})
+    result["archive"] = archive_after_run_task(rb, ledger.directory)
     result["ledger"] = str(ledger.directory)
     return result
 
@@ -68,6 +69,7 @@ def _alert(
     now: datetime,
     ledger: Ledger,
     logger: Any,
+    settings: Settings,
 ) -> list[dict[str, str]]:
     """Announce breaches that started, worsened or cleared; the verdicts stand without it.
 
@@ -85,7 +87,15 @@ def _alert(
         logger.error("alert state not updated: %s", exc)
         ledger.append("alerts.failed", {"error": str(exc)})
         return []
-    notifiers: list[Notifier] = [LedgerLogNotifier(ledger, logger)]
+    notifiers = build_notifiers(
+        ledger,
+        logger,
+        flow="replication-check",
+        incident_id=f"readiness-{checks.runbook_slug(rb)}",
+        mode="check",
+        settings=settings,
+        runbook=rb,
+    )
     for alert in alerts:
         notify_safely(
             notifiers,

@@ -7,8 +7,12 @@ environments it comes from :mod:`drp.settings`. This module decides nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from drp.adapters.ansible import lab_inventories
 from drp.domain.runbook import Runbook
@@ -29,6 +33,19 @@ class Topology:
     standby_site: str = "drc"
     known_secrets: tuple[str, ...] = ()
     ops_dsn: str | None = None  # the platform's own database (alert state of readiness checks)
+    pairs: Mapping[str, PairDsns] = field(default_factory=dict)  # every runbook database pair
+
+    def pair(self, pair_id: str) -> PairDsns:
+        """The DSNs of one of the runbook's database pairs (the main pair by default)."""
+        return self.pairs.get(pair_id) or PairDsns(self.primary_dsn, self.standby_dsn)
+
+
+@dataclass(frozen=True)
+class PairDsns:
+    """Where one database pair's primary (DC) and standby (DRC) are reached."""
+
+    primary_dsn: str
+    standby_dsn: str
 
 
 def resolve(runbook: Runbook, runbook_inventory: Path, settings: Settings) -> Topology:
@@ -50,6 +67,7 @@ def resolve(runbook: Runbook, runbook_inventory: Path, settings: Settings) -> To
             standby_app_url=lab.url("drc-app"),
             known_secrets=(password,),
             ops_dsn=lab.dsn("ops-db") + " connect_timeout=2",
+            pairs=_lab_pairs(runbook, lab, primary, lab.dsn("drc-db") + " connect_timeout=2"),
         )
     missing = [
         name
@@ -75,4 +93,53 @@ def resolve(runbook: Runbook, runbook_inventory: Path, settings: Settings) -> To
         frontdoor_url=settings.frontdoor_url or "",
         standby_app_url=settings.standby_app_url,
         ops_dsn=settings.ops_dsn,
+        pairs=_configured_pairs(runbook, settings),
     )
+
+
+def _lab_pairs(runbook: Runbook, lab: Lab, primary: str, standby: str) -> dict[str, PairDsns]:
+    """The runbook's first pair is the lab's main pair; the next ones its extra pairs."""
+    pairs = {}
+    for index, db in enumerate(runbook.databases):
+        if index == 0:
+            pairs[db.id] = PairDsns(primary, standby)
+            continue
+        if index > lab.extra_pairs:
+            raise PreconditionFailed(
+                f"runbook database {db.id!r} is pair {index + 1}, but the lab runs "
+                f"{lab.extra_pairs} extra pairs (hint: drp lab up --extra-pairs {index})"
+            )
+        dc, drc = lab.pair_dsns(index)
+        pairs[db.id] = PairDsns(dc + " connect_timeout=2", drc + " connect_timeout=2")
+    return pairs
+
+
+def _configured_pairs(runbook: Runbook, settings: Settings) -> dict[str, PairDsns]:
+    """From DRP_DATABASE_PAIRS (a YAML or JSON file); the first pair may use the single DSNs."""
+    found: dict[str, object] = {}
+    if settings.database_pairs:
+        path = settings.database_pairs
+        try:
+            text = path.read_text()
+            loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise PreconditionFailed(f"DRP_DATABASE_PAIRS={path}: cannot read it: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise PreconditionFailed(
+                f"DRP_DATABASE_PAIRS={path}: expected a mapping of pair id to "
+                "{primary_dsn, standby_dsn}"
+            )
+        found = loaded
+    pairs: dict[str, PairDsns] = {}
+    for index, db in enumerate(runbook.databases):
+        entry = found.get(db.id)
+        if isinstance(entry, dict) and entry.get("primary_dsn") and entry.get("standby_dsn"):
+            pairs[db.id] = PairDsns(str(entry["primary_dsn"]), str(entry["standby_dsn"]))
+        elif index == 0 and settings.primary_dsn and settings.standby_dsn:
+            pairs[db.id] = PairDsns(settings.primary_dsn, settings.standby_dsn)
+        else:
+            raise PreconditionFailed(
+                f"no DSNs for runbook database {db.id!r}: add it to DRP_DATABASE_PAIRS "
+                f"({db.id}: {{primary_dsn: ..., standby_dsn: ...}})"
+            )
+    return pairs

@@ -162,3 +162,38 @@ def test_a_changed_setting_at_one_site_is_drift_with_both_values(
         pg.query(healthy_lab.dsn("drc-db"), "ALTER SYSTEM RESET max_connections")
         restart(healthy_lab, "drc-db")
     wait(lambda: ready(healthy_lab))
+
+
+def test_every_database_pair_is_observed_through_its_own_servers(healthy_lab: Lab) -> None:
+    """A runbook with three pairs (the lab's main pair and two extra ones): each is judged on
+    its own servers, so a paused standby in one pair degrades that pair only."""
+    from drp.domain.runbook import DatabasePair
+
+    healthy_lab.up(extra_pairs=2)
+    rb = load_runbook(RUNBOOK)
+    extra = tuple(
+        DatabasePair(id=f"extra-{i}", primary_group="dc_db", standby_group="drc_db") for i in (1, 2)
+    )
+    rb = rb.model_copy(update={"databases": (*rb.databases, *extra)})
+    topo = resolve(rb, Path(rb.inventory), Settings(lab_root=healthy_lab.cfg.root))
+    assert topo.pair("extra-2").standby_dsn != topo.pair("extra-1").standby_dsn
+
+    def pair_status() -> dict[str, Readiness]:
+        report = checks.check_readiness(rb, topo)
+        return {v.subject: v.status for v in report.pairs}
+
+    wait(lambda: set(pair_status().values()) == {Readiness.READY})
+    dc2, drc2 = healthy_lab.pair_dsns(2)
+    pg.query(drc2, "SELECT pg_wal_replay_pause()")
+    try:
+        pg.query(dc2, "CREATE TABLE IF NOT EXISTS probe AS SELECT repeat('x', 1000) AS x")
+        pg.query(dc2, "INSERT INTO probe SELECT repeat('x', 1000) FROM generate_series(1, 2000)")
+        wait(lambda: pair_status()["pair:extra-2"] is Readiness.DEGRADED)
+        status = pair_status()
+        assert status["pair:skp-db"] is Readiness.READY
+        assert status["pair:extra-1"] is Readiness.READY
+        drift = {v.subject: v.status for v in checks.check_drift(rb, topo)}
+        assert set(drift) == {"drift:skp-db", "drift:extra-1", "drift:extra-2"}
+    finally:
+        pg.query(drc2, "SELECT pg_wal_replay_resume()")
+    wait(lambda: pair_status()["pair:extra-2"] is Readiness.READY)

@@ -66,11 +66,39 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+class Session:
+    """One open connection reused for several questions (see :func:`session`): a check that
+    asks a server five things opens one connection, not five — with scram authentication a
+    connection costs more CPU than the questions."""
+
+    def __init__(self, dsn: str, conn: psycopg.Connection) -> None:
+        self.dsn = dsn
+        self.conn = conn
+
+
+@contextmanager
+def session(dsn: str, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT_S) -> Iterator[Session]:
+    """An autocommit connection to reuse with :func:`query` and the functions built on it."""
+    with connect(dsn, connect_timeout=connect_timeout) as conn:
+        yield Session(dsn, conn)
+
+
+Target = str | Session
+"""Where a question goes: a DSN (a connection just for it) or an open :class:`Session`."""
+
+
 def query(
-    dsn: str, sql: str, params: tuple[Any, ...] | dict[str, Any] | None = None
+    target: Target, sql: str, params: tuple[Any, ...] | dict[str, Any] | None = None
 ) -> list[tuple]:
     """Run one statement and return all rows (empty list when it returns none)."""
-    with connect(dsn) as conn, conn.cursor() as cur:
+    if isinstance(target, Session):
+        try:
+            with target.conn.cursor() as cur:
+                cur.execute(sql, params)  # type: ignore[arg-type]
+                return cur.fetchall() if cur.description else []
+        except psycopg.Error as exc:
+            raise PostgresError(f"{safe_dsn(target.dsn)}: {_first_line(exc)}") from exc
+    with connect(target) as conn, conn.cursor() as cur:
         cur.execute(sql, params)  # type: ignore[arg-type]
         return cur.fetchall() if cur.description else []
 
@@ -102,7 +130,7 @@ class ServerRole:
         return not self.in_recovery and not self.read_only
 
 
-def server_role(dsn: str) -> ServerRole:
+def server_role(dsn: Target) -> ServerRole:
     """Ask the server whether it is in recovery and whether new transactions are read-only.
 
     ``default_transaction_read_only`` is how a fenced primary that is still running refuses
@@ -143,7 +171,7 @@ class ReceiverStatus:
     replay_paused: bool
 
 
-def senders(dsn: str) -> list[SenderStatus]:
+def senders(dsn: Target) -> list[SenderStatus]:
     """Connected standbys of a primary, with lag in bytes and seconds."""
     rows = query(
         dsn,
@@ -155,7 +183,7 @@ def senders(dsn: str) -> list[SenderStatus]:
     return [SenderStatus(*row) for row in rows]
 
 
-def receiver(dsn: str) -> ReceiverStatus:
+def receiver(dsn: Target) -> ReceiverStatus:
     """A standby's view: is the WAL receiver streaming, how far behind is replay."""
     rows = query(
         dsn,

@@ -33,13 +33,23 @@ def up(
     sync: Annotated[
         bool, typer.Option("--sync", help="Synchronous replication to drc-db.")
     ] = False,
+    extra_pairs: Annotated[
+        int | None,
+        typer.Option(
+            "--extra-pairs",
+            help="Also run N more database pairs (primary + streaming standby each) for "
+            "readiness checks at scale; remembered by later `lab up` (0 stops them).",
+            min=0,
+            max=40,
+        ),
+    ] = None,
     root: RootOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Build (once) and start the lab: dc-db, drc-db, ops-db, apps, front door, sshd."""
     lab = _lab(root, verbose=not json_out)
     try:
-        status = lab.up(sync=sync)
+        status = lab.up(sync=sync, extra_pairs=extra_pairs)
     except DrpError as exc:
         fail(str(exc))
     if json_out:

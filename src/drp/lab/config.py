@@ -32,6 +32,29 @@ PORT_OFFSETS: dict[str, int] = {
     "frontdoor": 80,
 }
 DATABASES = ("dc-db", "drc-db", "ops-db")
+EXTRA_PAIRS_OFFSET = 100
+MAX_EXTRA_PAIRS = 40
+"""Extra database pairs (``drp lab up --extra-pairs N``) for checks at scale: ports base+100 on."""
+
+
+def extra_pair_names(index: int) -> tuple[str, str]:
+    """The primary (DC) and standby (DRC) server names of extra pair ``index`` (1-based)."""
+    return f"pair{index:02d}-dc", f"pair{index:02d}-drc"
+
+
+def extra_pair_index(name: str) -> tuple[int, int] | None:
+    """(pair index, 0 for the DC side / 1 for the DRC side), or None for a regular name."""
+    if not name.startswith("pair") or "-" not in name:
+        return None
+    number, _, side = name[4:].partition("-")
+    if not number.isdigit() or side not in ("dc", "drc"):
+        return None
+    index = int(number)
+    if not 1 <= index <= MAX_EXTRA_PAIRS:
+        raise LabError(f"extra pair {index} is outside 1..{MAX_EXTRA_PAIRS}")
+    return index, 0 if side == "dc" else 1
+
+
 SITES = ("dc", "drc")
 SUPERUSER = "drp"
 APP_DATABASE = "skp"
@@ -123,6 +146,9 @@ class LabConfig:
         return cls(root=resolved, port_base=port_base)
 
     def port(self, name: str) -> int:
+        extra = extra_pair_index(name)
+        if extra is not None:  # pairNN-dc / pairNN-drc: two ports each from base + 100
+            return self.port_base + EXTRA_PAIRS_OFFSET + 2 * (extra[0] - 1) + extra[1]
         return self.port_base + PORT_OFFSETS[name]
 
     # -- paths -----------------------------------------------------------------------------

@@ -23,13 +23,14 @@ import yaml
 
 from drp.adapters import postgres as pg
 from drp.errors import LabError, PostgresError
-from drp.lab import facility, frontdoor, sshd
+from drp.lab import facility, frontdoor, pairs, sshd
 from drp.lab.config import (
     APP_DATABASE,
     OPS_DATABASE,
     SLOT_NAME,
     SUPERUSER,
     LabConfig,
+    extra_pair_names,
     find_pg_bin,
     repo_root,
     run_as_user,
@@ -97,8 +98,11 @@ class Lab:
         return Cluster(self.cfg, name, find_pg_bin(), run_as_user(), self.password())
 
     # -- up ------------------------------------------------------------------------------------
-    def up(self, sync: bool = False) -> dict[str, Any]:
-        """Build what is missing and start what is stopped; return the status."""
+    def up(self, sync: bool = False, extra_pairs: int | None = None) -> dict[str, Any]:
+        """Build what is missing and start what is stopped; return the status.
+
+        ``extra_pairs`` adds database pairs beyond the main one (for readiness checks at scale);
+        left out, the lab keeps the number it was started with."""
         cfg = self.cfg
         cfg.root.mkdir(parents=True, exist_ok=True)
         os.chmod(cfg.root, 0o755)  # the unprivileged PostgreSQL user must traverse it
@@ -157,9 +161,29 @@ class Lab:
             sshd.start(cfg)
 
         self._write_inventory_vars()
+        if extra_pairs is not None:
+            if extra_pairs < self.extra_pairs:  # fewer than before: stop the ones beyond
+                pairs.stop_all(self.cluster, self.extra_pairs, keep=extra_pairs)
+            self._update_state(extra_pairs=extra_pairs)
+        pairs.build_and_start(self.cluster, self.extra_pairs, self.progress)
         if fresh_pair:
             self._wait_streaming(timeout=30)
         return self.status()
+
+    @property
+    def extra_pairs(self) -> int:
+        """How many extra database pairs this lab runs (``drp lab up --extra-pairs N``)."""
+        return int(self._state().get("extra_pairs") or 0)
+
+    def pair_dsns(self, index: int) -> tuple[str, str]:
+        """(DC primary, DRC standby) DSNs of extra pair ``index`` (1-based)."""
+        if not 1 <= index <= self.extra_pairs:
+            raise LabError(
+                f"the lab has {self.extra_pairs} extra database pairs, not {index} "
+                f"(hint: drp lab up --extra-pairs {index})"
+            )
+        dc, drc = (self.cluster(n) for n in extra_pair_names(index))
+        return dc.dsn(), drc.dsn()
 
     def _start_dc_db_if_safe(self, dc: Cluster, drc: Cluster, assume_primary: bool = False) -> None:
         """Start dc-db unless that could make a second writable primary."""
@@ -393,7 +417,10 @@ class Lab:
             self.cluster("dc-db").stop(mode="immediate")
             kill_now(self._state().get("dc_app_pid"), self.marker)
             kill_now(self._state().get("uplink_pid"), self.marker)
-            return "DC power lost: dc-db crashed, dc-app and the DC uplink are gone"
+            worker = kill_now(self._state().get("dc_worker_pid"), self.marker)  # `drp workers up`
+            return "DC power lost: dc-db crashed, dc-app and the DC uplink are gone" + (
+                ", and so is the DC's Prefect worker" if worker else ""
+            )
         if fault == "dc-heat":
             if not 0 < percent <= 100:
                 raise LabError(f"--percent {percent} must be within (0, 100]")
@@ -431,6 +458,12 @@ class Lab:
         stopped: list[str] = []
         if self.cfg.state_file.exists():
             state = self._state()
+            # The orchestrator first (`drp workers up`, `drp server up`): it uses ops-db.
+            for key in ("dc_worker_pid", "drc_worker_pid"):
+                if terminate(state.get(key), self.marker):
+                    stopped.append(key.removesuffix("_pid").replace("_", "-"))
+            if terminate((state.get("prefect_server") or {}).get("pid"), self.marker):
+                stopped.append("prefect-server")
             for key in ("dc_app_pid", "drc_app_pid", "uplink_pid"):
                 if terminate(state.get(key), self.marker):
                     stopped.append(key.removesuffix("_pid").replace("_", "-"))
@@ -438,6 +471,7 @@ class Lab:
                 stopped.append("frontdoor")
             if terminate(sshd.pid(self.cfg), self.marker):
                 stopped.append("sshd")
+            stopped += pairs.stop_all(self.cluster, int(state.get("extra_pairs") or 0))
             for name in ("dc-db", "drc-db", "ops-db"):
                 cl = self.cluster(name)
                 if cl.exists and cl.stop(mode="fast"):

@@ -11,6 +11,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-l
 command -v runuser >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)  # bench/failover.py's "by hand" baseline
+{ ls /usr/lib/*/libpangoft2-1.0.so.0 || ls /lib/*/libpangoft2-1.0.so.0; } >/dev/null 2>&1 || need_apt+=(libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core)  # WeasyPrint: PDF reports
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -29,6 +29,28 @@ class Settings(BaseSettings):
     standby_app_url: str | None = None
     inventory_extra: Path | None = None
     ops_dsn: str | None = None  # the platform's own database (alert state); the lab has its own
+    # More than one database pair: a YAML/JSON file {pair id: {primary_dsn, standby_dsn}}; the
+    # runbook's first pair defaults to DRP_PRIMARY_DSN / DRP_STANDBY_DSN.
+    database_pairs: Path | None = None
+    template_dir: Path | None = None  # user templates that replace drp.documents' own
+    continuity_dir: Path | None = None  # the continuity plan's documents (Pasal 3(3))
+    # ChatOps (docs/chatops.md): token + channel turn it on; the signing secret is for serve.
+    slack_token: str | None = None  # secret: never logged (registered with the ledger)
+    slack_channel: str | None = None  # default incident channel when the runbook names none
+    slack_base_url: str = "https://slack.com/api/"
+    slack_signing_secret: str | None = None  # secret: verifies `drp chatops serve` requests
+    # Backups and the evidence archive. S3 credentials are NOT settings: boto3 reads the
+    # standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or a profile, or a role) itself.
+    s3_endpoint_url: str | None = None  # None: AWS itself; e.g. http://127.0.0.1:9000 for MinIO
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "drp-backups"  # backups with `repository: s3`
+    backup_dir: Path = repo_root() / "backups"  # backups with `repository: local`
+    backup_scratch_dir: Path = Path("/tmp")  # where restore tests unpack (needs the backup's size)
+    restore_port: int = 25490  # the scratch PostgreSQL of the restore test (loopback)
+    # Manual mode (docs/manual-mode.md): replaceable HS requirements table and number format.
+    manual_requirements: Path | None = None  # CSV; None: the sample shipped in drp/data
+    manual_number_format: Path | None = None  # YAML; None: drp/data/manual_number_format.yaml
+    manual_max_bytes: int = 5 * 1024 * 1024  # largest declaration file accepted
 
 
 def settings() -> Settings:

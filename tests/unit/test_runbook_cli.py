@@ -91,7 +91,7 @@ def test_check_exits_1_listing_every_problem_with_its_line(lab: Path) -> None:
 def test_check_exits_2_when_the_file_cannot_be_read(tmp_path: Path) -> None:
     code, output = run("runbook", "check", str(tmp_path / "missing.yaml"))
     assert code == 2
-    assert "missing.yaml" in output
+    assert "missing.yaml" in output.replace("\n", "")  # a long path may be wrapped
 
 
 def test_check_exits_2_when_the_file_is_not_yaml(lab: Path) -> None:

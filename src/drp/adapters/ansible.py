@@ -259,8 +259,13 @@ def build_command(call: PlaybookCall, *, syntax_check: bool = False) -> list[str
 
 
 def lab_inventories(lab_root: Path) -> tuple[Path, Path]:
-    """The two inventories of a lab: the groups (repo) and the variables ``drp lab up`` wrote."""
-    return (INVENTORY_DIR / "lab.yml", Path(lab_root) / "inventory-vars.yml")
+    """The two inventories of a lab: the groups (repo) and the variables ``drp lab up`` wrote.
+
+    ``DRP_LAB_INVENTORY=ssh`` picks ``inventory/lab-ssh.yml``: every lab host over SSH through
+    the lab's sshd with host-key checking, exactly as against remote hosts; the default
+    (``lab.yml``) reaches the DRC's hosts with a local connection, which is faster."""
+    name = "lab-ssh.yml" if os.environ.get("DRP_LAB_INVENTORY", "local") == "ssh" else "lab.yml"
+    return (INVENTORY_DIR / name, Path(lab_root) / "inventory-vars.yml")
 
 
 def playbook_path(name: str) -> Path:

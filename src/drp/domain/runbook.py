@@ -28,6 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from pydantic import ValidationError as PydanticValidationError
 
 from drp.domain.adb import Criticality, Impact, criticality
+from drp.domain.backup import BackupPolicy
+from drp.domain.chatops import ChatChannels, Roster
+from drp.domain.compliance import DrillPolicy
+from drp.domain.evidence_archive import EvidencePolicy
 
 RTO_LIMIT_MINUTES = 60
 """Pasal 3(1)(b): the RTO stays under one hour."""
@@ -238,6 +242,15 @@ class Runbook(_Model):
     databases: tuple[DatabasePair, ...] = Field(default=(), description="database pairs")
     services: tuple[Service, ...] = Field(description="the services to recover")
     coordination: Coordination | None = Field(default=None, description="Pasal 13 parties")
+    drills: DrillPolicy | None = Field(default=None, description="period_days (Pasal 15)")
+    backups: BackupPolicy | None = Field(
+        default=None, description="freshness_hours, repository (s3|local), prefix, tables"
+    )
+    evidence: EvidencePolicy | None = Field(
+        default=None, description="bucket, prefix, retention_days: closed ledgers archived"
+    )
+    roster: Roster | None = Field(default=None, description="people, approver_roles (ChatOps)")
+    chat: ChatChannels | None = Field(default=None, description="incident, user_notices")
 
     def service(self, service_id: str) -> Service:
         """The service with ``service_id`` (KeyError when there is none)."""

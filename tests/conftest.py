@@ -33,6 +33,7 @@ SHARED_FILES = {"tests/e2e/test_reports.py": "tests/e2e/test_drill.py"}
 session's drills): scheduled as one unit."""
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: absent when pytest runs without it
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """Under ``pytest -n``: one unit of work per test file (its module-scoped servers are built
     once), with the files of ``SHARED_FILES`` joined to their partner's unit."""

@@ -109,6 +109,10 @@ def test_failback_returns_service_to_the_dc_without_losing_a_drc_write(
         assert conn.execute(
             "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'drc_db' AND active"
         ).fetchone()
+    with psycopg.connect(_direct_dsn(lab, "drc-db"), autocommit=True) as conn:
+        # The slot the DC streamed from while the DRC was primary is gone: on a standby it
+        # would hold WAL back for ever.
+        assert conn.execute("SELECT slot_name FROM pg_replication_slots").fetchall() == []
     result = verify_ledger(outcome["ledger"])
     assert result.ok, result.problems
     assert (Path(outcome["ledger"]).parent / "failback-report.md").exists()

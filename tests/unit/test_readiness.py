@@ -143,6 +143,14 @@ def test_an_inactive_slot_retaining_wal_is_degraded() -> None:
     assert "old_standby on dc-db is inactive and retains 3.0 GiB" in v.reasons[0]
 
 
+def test_a_slot_left_on_the_standby_is_degraded_too() -> None:
+    # After a failback without a copy, the DRC keeps the slot the DC streamed from.
+    slot = SlotObservation("dc_db", False, 5 << 20)
+    v = assess_pair(pair(standby=replace(STANDBY, slots=(slot,))), 60)
+    assert v.status is Readiness.DEGRADED
+    assert "dc_db on drc-db is inactive and retains 5.0 MiB of WAL (the standby's" in v.reasons[0]
+
+
 def test_synchronous_replication_carries_no_async_note() -> None:
     sync = replace(PRIMARY, senders=(SenderObservation("drc_db", "streaming", "sync", 0, None),))
     assert assess_pair(pair(primary=sync), 0).notes == ()

@@ -80,7 +80,8 @@ class SenderObservation:
 
 @dataclass(frozen=True)
 class SlotObservation:
-    """A row of ``pg_replication_slots`` with the WAL it keeps on the primary."""
+    """A row of ``pg_replication_slots`` with the WAL it keeps on its server (a slot left on a
+    standby holds WAL back there too)."""
 
     name: str
     active: bool
@@ -205,12 +206,14 @@ def assess_pair(obs: PairObservation, rpo_seconds: int) -> Verdict:
                 "replication is asynchronous: RPO 0 holds only while nothing is pending "
                 "(the lag rule checks that); a crash of the primary can lose the last commits"
             )
-    if p.reachable:
-        for slot in p.slots:
+    for server, role in ((p, "primary"), (s, "standby")):
+        if not server.reachable:
+            continue
+        for slot in server.slots:
             if not slot.active and (slot.retained_bytes or 0) > 0:
                 degraded.append(
-                    f"replication slot {slot.name} on {p.name} is inactive and retains "
-                    f"{_size(slot.retained_bytes or 0)} of WAL (the primary's disk fills)"
+                    f"replication slot {slot.name} on {server.name} is inactive and retains "
+                    f"{_size(slot.retained_bytes or 0)} of WAL (the {role}'s disk fills)"
                 )
 
     status = (

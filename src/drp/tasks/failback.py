@@ -354,6 +354,7 @@ def swapped_resync_run(run: FailbackRun) -> resync.ResyncRun:
         logger=run.logger,
         old_group=DRC_GROUP,
         slot=DRC_SLOT,
+        stale_slot=resync.DEFAULT_SLOT,  # dc_db, kept on the DRC while the DC streamed from it
         attempt=run.attempt,
     )
 

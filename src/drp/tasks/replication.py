@@ -31,7 +31,9 @@ R = TypeVar("R")
 
 SLOTS_SQL = (
     "SELECT slot_name::text, active,"
-    " CASE WHEN pg_is_in_recovery() OR restart_lsn IS NULL THEN NULL"
+    " CASE WHEN restart_lsn IS NULL THEN NULL"
+    " WHEN pg_is_in_recovery()"
+    " THEN pg_wal_lsn_diff(pg_last_wal_replay_lsn(), restart_lsn)::bigint"
     " ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint END"
     " FROM pg_replication_slots ORDER BY slot_name"
 )
@@ -74,6 +76,7 @@ def _observe(name: str, conn: pg.Session) -> rules.ServerObservation:
                 lag_bytes=rec.lag_bytes,
                 replay_delay_s=rec.replay_delay_s,
                 replay_paused=rec.replay_paused,
+                slots=_slots(conn),  # a slot left on a standby holds its WAL back too
             )
         senders = tuple(
             rules.SenderObservation(
@@ -81,10 +84,7 @@ def _observe(name: str, conn: pg.Session) -> rules.ServerObservation:
             )
             for s in pg.senders(conn)
         )
-        slots = tuple(
-            rules.SlotObservation(str(n), bool(a), r) for n, a, r in pg.query(conn, SLOTS_SQL)
-        )
-        return replace(base, senders=senders, slots=slots)
+        return replace(base, senders=senders, slots=_slots(conn))
     except PostgresError as exc:
         return replace(base, error=str(exc))
 
@@ -142,6 +142,10 @@ def _concurrently(fn: Callable[[T], R], items: list[T]) -> list[R]:
         return [fn(i) for i in items]
     with ThreadPoolExecutor(max_workers=min(32, len(items)), thread_name_prefix="drp-obs") as ex:
         return list(ex.map(fn, items))
+
+
+def _slots(conn: pg.Session) -> tuple[rules.SlotObservation, ...]:
+    return tuple(rules.SlotObservation(str(n), bool(a), r) for n, a, r in pg.query(conn, SLOTS_SQL))
 
 
 def observe_pairs(runbook: Runbook, topology: Topology) -> dict[str, rules.PairObservation]:

@@ -65,6 +65,9 @@ class ResyncRun:
     logger: logging.Logger | logging.LoggerAdapter
     old_group: str
     slot: str = DEFAULT_SLOT
+    # The slot the old primary kept for its own standby (the DRC's, drc_db): once it is a
+    # standby itself nobody uses it, and a slot on a standby still holds WAL back.
+    stale_slot: str = "drc_db"
     force_basebackup: bool = False
     attempt: int = 1
     old: rules.OldPrimaryObservation | None = None
@@ -294,6 +297,21 @@ def rejoin(run: ResyncRun) -> StepOutcome:
     )
 
 
+def drop_stale_slot(dsn: str, slot: str) -> bool:
+    """Drop ``slot`` on a server that is now a standby, if it is there and nobody uses it;
+    True when dropped. (A rejoin without a copy keeps ``pg_replslot``: the old primary's slot
+    for its former standby would pin WAL on the new standby for ever.)"""
+    rows = pg.query(
+        dsn,
+        "SELECT active FROM pg_replication_slots WHERE slot_name = %s AND pg_is_in_recovery()",
+        (slot,),
+    )
+    if not rows or rows[0][0]:
+        return False
+    pg.query(dsn, "SELECT pg_drop_replication_slot(%s)", (slot,))
+    return True
+
+
 def verify(run: ResyncRun) -> StepOutcome:
     """A WAL record written at the DRC must be replayed at the DC: lag 0, not just "streaming"."""
     new_dsn, old_dsn = run.topology.standby_dsn, run.topology.primary_dsn
@@ -322,11 +340,15 @@ def verify(run: ResyncRun) -> StepOutcome:
             f"(last seen: {rec})"
         )
     sender = next((s for s in pg.senders(new_dsn) if s.application_name == run.slot), None)
+    dropped = drop_stale_slot(old_dsn, run.stale_slot)
+    if dropped:
+        run.ledger.append("resync.stale_slot_dropped", {"slot": run.stale_slot})
     data = {
         "target_lsn": target,
         "replay_lsn": rec.replay_lsn,
         "caught_up_s": round(time.monotonic() - started, 3),
         "sender": None if sender is None else sender.__dict__,
+        "stale_slot_dropped": run.stale_slot if dropped else None,
     }
     return StepOutcome(
         DONE,

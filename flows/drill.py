@@ -37,7 +37,7 @@ from drp.tasks import drill as steps
 from drp.tasks import incident as incidents
 from drp.tasks.evidence_archive import archive_after_run_task
 from drp.tasks.failover import new_incident_id
-from drp.tasks.steps import DONE, FAILED, StepOutcome, announce_step, record_step, starter
+from drp.tasks.steps import DONE, FAILED, Announcer, StepOutcome, record_step
 from drp.topology import resolve
 
 
@@ -200,7 +200,7 @@ def drill(
             )
         else:
             body = bodies[phase]
-        outcome, timing = record_step(
+        outcome, _ = record_step(
             ledger,
             step_id=phase,
             name=name,
@@ -209,24 +209,7 @@ def drill(
             body=_guarded(body),
             results=run.results,
             logger=logger,
-            on_start=starter(
-                notifiers,
-                ledger,
-                flow="drill",
-                incident_id=incident_id,
-                step_id=phase,
-                name=name,
-                budget_s=budget,
-            ),
-        )
-        announce_step(
-            notifiers,
-            ledger,
-            flow="drill",
-            incident_id=incident_id,
-            step_id=phase,
-            outcome=outcome,
-            timing=timing,
+            announcer=Announcer(notifiers, "drill", incident_id),
         )
         update_progress_artifact(progress, 100.0 * index / len(PHASES))
         if outcome.status == FAILED:

@@ -18,8 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from prefect import Task, flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.exceptions import FlowPauseTimeout
 from prefect.runtime import flow_run as current_run
 
@@ -49,16 +48,6 @@ class FailbackStopped(DrpError):
 def _run_name() -> str:
     p = current_run.parameters
     return f"failback/{p.get('incident_id') or 'no-incident'}/{p.get('mode', 'drill')}"
-
-
-def _step_task(step: steps.FailbackStep, body: Callable[[], StepOutcome]) -> Task:
-    """Each step as a Prefect task with its hard timeout and no caching (it has side effects)."""
-
-    @task(name=f"failback:{step.id}", timeout_seconds=step.timeout_s, cache_policy=NO_CACHE)
-    def _run(run: steps.FailbackRun) -> StepOutcome:
-        return steps.run_step(run, step, body)
-
-    return _run
 
 
 @flow(name="failback", flow_run_name=_run_name, validate_parameters=True)
@@ -175,7 +164,11 @@ def failback(
     }
     try:
         for step in steps.STEPS:
-            outcome = _step_task(step, bodies[step.id])(run)
+            outcome = incidents.step_task(
+                f"failback:{step.id}",
+                step.timeout_s,
+                lambda r, step=step: steps.run_step(r, step, bodies[step.id]),
+            )(run)
             if outcome.status == FAILED:
                 raise FailbackStopped(f"{step.name}: {outcome.reason}")
             crash_if_asked(ledger, step.id)

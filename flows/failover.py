@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from prefect import Task, flow, get_run_logger, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
     create_progress_artifact,
     update_progress_artifact,
@@ -58,21 +58,6 @@ def _run_name() -> str:
     p = current_run.parameters
     ident = p.get("incident_id") or "new-incident"
     return f"failover/{ident}/{p.get('category') or 'from-signals'}/{p.get('mode', 'drill')}"
-
-
-def _step_task(planned: PlannedStep, body: Callable[[], steps.StepOutcome]) -> Task:
-    """Each runbook step as a Prefect task with the runbook's timeout and no caching."""
-
-    @task(
-        name=f"{planned.step.action}:{planned.step.id}",
-        timeout_seconds=planned.step.timeout_seconds + 30,
-        cache_policy=NO_CACHE,
-        retries=0,
-    )
-    def _run(run: steps.FailoverRun) -> steps.StepOutcome:
-        return steps.run_step(run, planned, body)
-
-    return _run
 
 
 @flow(name="failover", flow_run_name=_run_name, validate_parameters=True)
@@ -210,7 +195,11 @@ def failover(
         total = len(plan.steps)
         for index, planned in enumerate(plan.steps, start=1):
             body = _body(run, planned, override_preflight_by, confirm_dc_isolated_by)
-            outcome = _step_task(planned, body)(run)
+            outcome = incidents.step_task(
+                f"{planned.step.action}:{planned.step.id}",
+                planned.step.timeout_seconds + 30,
+                lambda r, planned=planned, body=body: steps.run_step(r, planned, body),
+            )(run)
             if outcome.status == steps.FAILED:
                 raise FailoverStopped(f"{planned.step.name}: {outcome.reason}")
             if (

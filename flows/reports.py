@@ -21,11 +21,7 @@ from drp.documents.render import render_text
 from drp.documents.served import served_documents
 from drp.errors import DrpError
 from drp.settings import Settings
-
-
-def _key(prefix: str, incident_id: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
-    return f"{prefix}-" + "".join(c if c.isalnum() else "-" for c in incident_id.lower())
+from drp.tasks.incident import artifact_key
 
 
 def _ops_dsn(settings: Settings) -> str | None:
@@ -82,7 +78,7 @@ def reports(
     for kind, text in result["markdown"].items():
         create_markdown_artifact(
             markdown=text,
-            key=_key(f"report-{kind}", incident_id),
+            key=artifact_key(f"report-{kind}", incident_id),
             description=f"{kind} — {incident_id}",
         )
     create_table_artifact(
@@ -90,7 +86,7 @@ def reports(
             {"document": f["kind"], "format": f["format"], "file": f["path"], "sha256": f["sha256"]}
             for f in result["files"]
         ],
-        key=_key("reports", incident_id),
+        key=artifact_key("reports", incident_id),
         description=f"Documents of {incident_id} (evidence verified: "
         f"{'yes' if result['evidence_verified'] else 'NO'})",
     )

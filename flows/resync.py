@@ -14,9 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import Task, flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_run
 
 from drp.errors import DrpError, PreconditionFailed
@@ -40,16 +39,6 @@ class ResyncStopped(DrpError):
 def _run_name() -> str:
     p = current_run.parameters
     return f"resync/{p.get('incident_id') or 'no-incident'}/{p.get('mode', 'drill')}"
-
-
-def _step_task(step: steps.ResyncStep, body: Callable[[], StepOutcome]) -> Task:
-    """Each step as a Prefect task with its hard timeout and no caching (it has side effects)."""
-
-    @task(name=f"resync:{step.id}", timeout_seconds=step.timeout_s, cache_policy=NO_CACHE)
-    def _run(run: steps.ResyncRun) -> StepOutcome:
-        return steps.run_step(run, step, body)
-
-    return _run
 
 
 @flow(name="resync", flow_run_name=_run_name, validate_parameters=True)
@@ -132,7 +121,11 @@ def resync(
     }
     try:
         for step in steps.STEPS:
-            outcome = _step_task(step, bodies[step.id])(run)
+            outcome = incidents.step_task(
+                f"resync:{step.id}",
+                step.timeout_s,
+                lambda r, step=step: steps.run_step(r, step, bodies[step.id]),
+            )(run)
             if outcome.status == FAILED:
                 raise ResyncStopped(f"{step.name}: {outcome.reason}")
             crash_if_asked(ledger, step.id)

@@ -23,7 +23,6 @@ import json
 import os
 import socket
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -36,6 +35,7 @@ from typing import Any
 from drp.adapters import postgres as pg
 from drp.errors import AdapterError
 from drp.lab.procs import owned, spawn, terminate
+from drp.polling import poll
 
 SITES = ("dc", "drc")
 DEFAULT_HOST = "127.0.0.1"
@@ -264,19 +264,18 @@ def _wait(
     interval: float = 0.25,
 ) -> None:
     """Poll until ``condition``; fail at once when the process died, or at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return
-        if not alive():
-            raise PrefectServerError(
-                f"{what} {_exit_status(pid)} while starting; see {log}:\n{tail(log)}"
-            )
-        if time.monotonic() >= deadline:
-            raise PrefectServerError(
-                f"{what} not ready after {timeout:.0f} s; see {log}:\n{tail(log)}"
-            )
-        time.sleep(interval)
+    _, state = poll(
+        lambda: "ready" if condition() else ("waiting" if alive() else "died"),
+        lambda s: s != "waiting",
+        timeout,
+        interval,
+    )
+    if state == "died":
+        raise PrefectServerError(
+            f"{what} {_exit_status(pid)} while starting; see {log}:\n{tail(log)}"
+        )
+    if state == "waiting":
+        raise PrefectServerError(f"{what} not ready after {timeout:.0f} s; see {log}:\n{tail(log)}")
 
 
 def ensure_server_database(admin_dsn: str, dbname: str = SERVER_DATABASE) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import typer
 
 from drp.commands._follow import following
-from drp.commands._output import emit_json, err_console
+from drp.commands._output import emit_json, err_console, fail
 from drp.errors import DrpError
 
 
@@ -23,6 +23,17 @@ def quiet_prefect() -> None:
     """Progress comes from the ledger; Prefect's own console lines would repeat it."""
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def check_incident_args(flow: str, incident_id: str, mode: str, runbook: Path) -> None:
+    """The arguments every follow-up flow of an incident shares (resync, failback): refused
+    with exit 2 and what to give instead."""
+    if not incident_id.strip():
+        fail(f"--incident-id ID is required: a {flow} belongs to an incident", code=2)
+    if mode not in ("drill", "real"):
+        fail(f"--mode {mode!r}: choose drill or real", code=2)
+    if not runbook.exists():
+        fail(f"no runbook at {runbook}", code=2)
 
 
 def run_flow_command(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from drp.commands._flowrun import run_flow_command
+from drp.commands._flowrun import check_incident_args, run_flow_command
 from drp.commands._output import console, fail
 from drp.settings import Settings
 
@@ -50,18 +50,13 @@ def failback(
 ) -> None:
     """Switch service back to the DC with zero data loss (DRC fenced, LSNs compared, DC
     promoted, DRC rejoined as its standby); exits 0 only when verified at the DC."""
-    if not incident_id.strip():
-        fail("--incident-id ID is required: a failback belongs to an incident", code=2)
+    check_incident_args("failback", incident_id, mode, runbook)
     if not approved_by.strip():
         fail(
             "--approved-by NAME is required (to approve in the Prefect UI instead, run the "
             "failback deployment)",
             code=2,
         )
-    if mode not in ("drill", "real"):
-        fail(f"--mode {mode!r}: choose drill or real", code=2)
-    if not runbook.exists():
-        fail(f"no runbook at {runbook}", code=2)
     ledger_dir = Settings().evidence_dir / incident_id / "failback"
     if not json_out:
         console.print(f"[bold]failback {incident_id}[/] ({mode}) — evidence in {ledger_dir}")

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from drp.commands._flowrun import run_flow_command
-from drp.commands._output import console, fail
+from drp.commands._flowrun import check_incident_args, run_flow_command
+from drp.commands._output import console
 from drp.settings import Settings
 
 NOTABLE = ("resync.decision", "resync.stopped")
@@ -37,12 +37,7 @@ def resync(
 ) -> None:
     """Rebuild the old DC primary as a streaming standby of the DRC; exits 0 only when it
     streams from the DRC."""
-    if not incident_id.strip():
-        fail("--incident-id ID is required: a resync belongs to an incident", code=2)
-    if mode not in ("drill", "real"):
-        fail(f"--mode {mode!r}: choose drill or real", code=2)
-    if not runbook.exists():
-        fail(f"no runbook at {runbook}", code=2)
+    check_incident_args("resync", incident_id, mode, runbook)
     ledger_dir = Settings().evidence_dir / incident_id / "resync"
     if not json_out:
         console.print(f"[bold]resync {incident_id}[/] ({mode}) — evidence in {ledger_dir}")

@@ -10,11 +10,11 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from drp.errors import LabError
+from drp.polling import wait_until
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -98,17 +98,6 @@ def _reap(pid: int) -> None:
     """Collect a child we spawned ourselves (in the same Python process), if it is one."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass; return whether it held."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def run(

@@ -10,7 +10,6 @@ embedded lab only: a drill never breaks a production site.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from drp.errors import PostgresError, PreconditionFailed
 from drp.lab.core import Lab
 from drp.ledger import Ledger, read_records
 from drp.notify import Notifier
+from drp.polling import poll
 from drp.tasks.failover import frontdoor_site, primary_accepts_writes
 from drp.tasks.recorded import run_recorded_playbook
 from drp.tasks.steps import ALREADY_DONE, DONE, StepOutcome
@@ -206,13 +206,14 @@ def _cut(topology: Topology) -> tuple[str, str]:
 
 def _replayed_to(topology: Topology, target: str, timeout_s: float) -> tuple[bool, str]:
     """Wait until the DRC has replayed the DC's WAL up to ``target`` (bounded)."""
-    deadline = time.monotonic() + timeout_s
-    replay = None
-    while time.monotonic() < deadline:
-        replay = pg.receiver(topology.standby_dsn).replay_lsn
-        if replay and lsn_to_int(replay) >= lsn_to_int(target):
-            return True, f"the DRC replayed the DC's WAL up to {target}"
-        time.sleep(0.1)  # poll interval, bounded by the deadline
+    done, replay = poll(
+        lambda: pg.receiver(topology.standby_dsn).replay_lsn,
+        lambda lsn: bool(lsn) and lsn_to_int(lsn) >= lsn_to_int(target),
+        timeout_s,
+        interval=0.1,
+    )
+    if done:
+        return True, f"the DRC replayed the DC's WAL up to {target}"
     return False, f"the DRC replayed only to {replay} of {target} within {timeout_s:.0f} s"
 
 

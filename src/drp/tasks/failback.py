@@ -27,6 +27,7 @@ from drp.errors import FencingFailed, PostgresError, PreconditionFailed
 from drp.lab.core import http_json
 from drp.ledger import Ledger, read_records
 from drp.notify import Notifier
+from drp.polling import poll, wait_until
 from drp.tasks import resync
 from drp.tasks.failover import frontdoor_site
 from drp.tasks.recorded import run_recorded_playbook
@@ -34,10 +35,9 @@ from drp.tasks.steps import (
     ALREADY_DONE,
     DONE,
     FAILED,
+    Announcer,
     StepOutcome,
-    announce_step,
     record_step,
-    starter,
 )
 from drp.topology import Topology
 
@@ -121,27 +121,10 @@ def run_step(run: FailbackRun, step: FailbackStep, body: Callable[[], StepOutcom
         body=body,
         results=run.results,
         logger=run.logger,
-        on_start=starter(
-            run.notifiers,
-            run.ledger,
-            flow="failback",
-            incident_id=run.incident_id,
-            step_id=step.id,
-            name=step.name,
-            budget_s=step.budget_s,
-        ),
+        announcer=Announcer(run.notifiers, "failback", run.incident_id),
     )
     run.clock.record(timing)
     run.logger.info("%s %s: %s", outcome.status, step.id, outcome.reason)
-    announce_step(
-        run.notifiers,
-        run.ledger,
-        flow="failback",
-        incident_id=run.incident_id,
-        step_id=step.id,
-        outcome=outcome,
-        timing=timing,
-    )
     return outcome
 
 
@@ -283,18 +266,17 @@ def catch_up(run: FailbackRun) -> StepOutcome:
         )
     if not run.final_lsn:
         raise PreconditionFailed("no final LSN of the DRC: the fence step must run first")
-    deadline = time.monotonic() + CATCH_UP.timeout_s - 10
+    final_lsn = run.final_lsn
     started = time.monotonic()
-    proof = rules.prove_zero_loss(run.final_lsn, None)
-    while time.monotonic() < deadline:
+
+    def observe() -> rules.ZeroLossProof:
         try:
             rows = pg.query(run.topology.primary_dsn, "SELECT pg_last_wal_replay_lsn()::text")
-            proof = rules.prove_zero_loss(run.final_lsn, rows[0][0] if rows else None)
         except PostgresError:
-            pass
-        if proof.proven:
-            break
-        time.sleep(0.05)
+            rows = []
+        return rules.prove_zero_loss(final_lsn, rows[0][0] if rows else None)
+
+    _, proof = poll(observe, lambda p: p.proven, CATCH_UP.timeout_s - 10)
     run.proof = proof
     data = {
         "final_lsn": proof.final_lsn,
@@ -319,11 +301,8 @@ def promote_dc(run: FailbackRun) -> StepOutcome:
     relax_sync(run)
     result = _playbook(run, PROMOTE, "promote_standby.yml", standby_group=DC_GROUP)
     result.raise_for_failure()
-    deadline = time.monotonic() + PROMOTE.timeout_s - 10
-    while not _writable(dsn):
-        if time.monotonic() > deadline:
-            raise PreconditionFailed("the DC database was promoted but does not accept writes")
-        time.sleep(0.05)
+    if not wait_until(lambda: _writable(dsn), PROMOTE.timeout_s - 10):
+        raise PreconditionFailed("the DC database was promoted but does not accept writes")
     # Promotion defers its checkpoint, so the control file (which the rejoin's observation and
     # pg_rewind read) still shows the old timeline; a checkpoint makes it current, and with it
     # the fork point decide_rejoin needs to see that the DRC may simply follow as a standby.

@@ -28,16 +28,16 @@ from drp.errors import FencingFailed, PostgresError, PreconditionFailed
 from drp.lab.core import http_json
 from drp.ledger import Ledger, read_records
 from drp.notify import Notifier, notify_safely
+from drp.polling import poll, wait_until
 from drp.tasks.recorded import run_recorded_playbook
 from drp.tasks.steps import (
     ALREADY_DONE,
     DONE,
     FAILED,
     SYMBOLS,
+    Announcer,
     StepOutcome,
-    announce_step,
     record_step,
-    starter,
 )
 from drp.topology import Topology
 
@@ -131,15 +131,7 @@ def run_step(
         body=body,
         results=run.results,
         logger=run.logger,
-        on_start=starter(
-            run.notifiers,
-            run.ledger,
-            flow="failover",
-            incident_id=run.incident_id,
-            step_id=step.id,
-            name=step.name,
-            budget_s=step.budget_seconds,
-        ),
+        announcer=Announcer(run.notifiers, "failover", run.incident_id),
         start_data={
             "action": step.action,
             "playbook": step.playbook,
@@ -150,15 +142,6 @@ def run_step(
     )
     run.clock.record(timing)
     run.logger.info("%s %s", SYMBOLS.get(outcome.status, "?"), timing.reason)
-    announce_step(
-        run.notifiers,
-        run.ledger,
-        flow="failover",
-        incident_id=run.incident_id,
-        step_id=step.id,
-        outcome=outcome,
-        timing=timing,
-    )
     run.check_rto()
     return outcome
 
@@ -240,13 +223,13 @@ def observe_caught_up(
     Under a steady stream of writes replay trails receipt by a few hundred bytes at any instant;
     one snapshot would call that lag. The pre-flight playbook gives the same allowance.
     """
-    deadline = time.monotonic() + catch_up_s
-    while True:
-        standby = observe_standby(dsn)
-        caught_up = not standby.in_recovery or (standby.lag_bytes or 0) <= max_lag_bytes
-        if not standby.reachable or caught_up or time.monotonic() >= deadline:
-            return standby
-        time.sleep(0.1)
+    _, standby = poll(
+        lambda: observe_standby(dsn),
+        lambda s: not s.reachable or not s.in_recovery or (s.lag_bytes or 0) <= max_lag_bytes,
+        catch_up_s,
+        interval=0.1,
+    )
+    return standby
 
 
 def preflight(run: FailoverRun, planned: PlannedStep, override_by: str | None) -> StepOutcome:
@@ -380,11 +363,8 @@ def promote(
     )
     result = _playbook(run, planned, standby_group=planned.step.targets)
     result.raise_for_failure()
-    deadline = time.monotonic() + planned.step.timeout_seconds
-    while not pg.server_role(standby_dsn).writable:
-        if time.monotonic() > deadline:
-            raise PreconditionFailed("the DRC database was promoted but does not accept writes")
-        time.sleep(0.05)
+    if not wait_until(lambda: pg.server_role(standby_dsn).writable, planned.step.timeout_seconds):
+        raise PreconditionFailed("the DRC database was promoted but does not accept writes")
     final_lsn = _dc_final_lsn(run)
     if final_lsn and point.replay_lsn:
         point = rules.RecoveryPoint(

@@ -8,15 +8,18 @@ and reads back what earlier attempts did, so that no step is done twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prefect import Task, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
 from drp.ledger import Ledger
 from drp.tasks.failover import PriorAttempts, read_prior
+from drp.tasks.steps import StepOutcome
 
 
 @dataclass
@@ -29,6 +32,17 @@ class FlowLedger:
     @property
     def attempt(self) -> int:
         return (self.prior.attempts if self.prior else 0) + 1
+
+
+def step_task(name: str, timeout_s: float, call: Callable[[Any], StepOutcome]) -> Task:
+    """A side-effecting step as a Prefect task: its name in the UI, a hard timeout, no caching
+    (a repeated call must act again, or say "already done" itself), no retries."""
+
+    @task(name=name, timeout_seconds=timeout_s, cache_policy=NO_CACHE, retries=0)
+    def _run(run: Any) -> StepOutcome:
+        return call(run)
+
+    return _run
 
 
 def ledger_dir(evidence_dir: Path, incident_id: str, flow: str) -> Path:

@@ -26,10 +26,11 @@ from drp.domain.runbook import Runbook
 from drp.errors import PostgresError, PreconditionFailed
 from drp.ledger import Ledger
 from drp.notify import Notifier
+from drp.polling import poll
 from drp.tasks.failover import primary_accepts_writes
 from drp.tasks.recorded import run_recorded_playbook
 from drp.tasks.replication import read_settings
-from drp.tasks.steps import ALREADY_DONE, DONE, StepOutcome, announce_step, record_step, starter
+from drp.tasks.steps import ALREADY_DONE, DONE, Announcer, StepOutcome, record_step
 from drp.topology import Topology
 
 PLAYBOOK = "rejoin_standby.yml"
@@ -86,7 +87,7 @@ class ResyncRun:
 
 def run_step(run: ResyncRun, step: ResyncStep, body: Callable[[], StepOutcome]) -> StepOutcome:
     """Run and record one step (see :func:`drp.tasks.steps.record_step`)."""
-    outcome, timing = record_step(
+    outcome, _ = record_step(
         run.ledger,
         step_id=step.id,
         name=step.name,
@@ -95,26 +96,9 @@ def run_step(run: ResyncRun, step: ResyncStep, body: Callable[[], StepOutcome]) 
         body=body,
         results=run.results,
         logger=run.logger,
-        on_start=starter(
-            run.notifiers,
-            run.ledger,
-            flow="resync",
-            incident_id=run.incident_id,
-            step_id=step.id,
-            name=step.name,
-            budget_s=step.budget_s,
-        ),
+        announcer=Announcer(run.notifiers, "resync", run.incident_id),
     )
     run.logger.info("%s %s: %s", outcome.status, step.id, outcome.reason)
-    announce_step(
-        run.notifiers,
-        run.ledger,
-        flow="resync",
-        incident_id=run.incident_id,
-        step_id=step.id,
-        outcome=outcome,
-        timing=timing,
-    )
     return outcome
 
 
@@ -318,23 +302,22 @@ def verify(run: ResyncRun) -> StepOutcome:
     marker = f"resync {run.incident_id} attempt {run.attempt}"
     pg.query(new_dsn, "SELECT pg_logical_emit_message(true, 'drp-resync', %s)", (marker,))
     target = pg.query(new_dsn, "SELECT pg_current_wal_lsn()::text")[0][0]
-    deadline = time.monotonic() + VERIFY.timeout_s - 10
     started = time.monotonic()
-    rec: pg.ReceiverStatus | None = None
-    while time.monotonic() < deadline:
+
+    def observe() -> pg.ReceiverStatus | None:
         try:
-            rec = pg.receiver(old_dsn)
+            return pg.receiver(old_dsn)
         except PostgresError:
-            rec = None
-        if (
-            rec
-            and rec.streaming
-            and rec.replay_lsn
-            and (lsn_to_int(rec.replay_lsn) >= lsn_to_int(target))
-        ):
-            break
-        time.sleep(0.05)
-    else:
+            return None
+
+    caught_up, rec = poll(
+        observe,
+        lambda r: bool(
+            r and r.streaming and r.replay_lsn and lsn_to_int(r.replay_lsn) >= lsn_to_int(target)
+        ),
+        VERIFY.timeout_s - 10,
+    )
+    if not caught_up or rec is None:
         raise PreconditionFailed(
             f"the old primary did not replay the DRC's WAL up to {target} in time "
             f"(last seen: {rec})"

@@ -46,10 +46,10 @@ def record_step(
     logger: logging.Logger | logging.LoggerAdapter,
     start_data: Mapping[str, Any] | None = None,
     result_data: Mapping[str, Any] | None = None,
-    on_start: Callable[[], None] | None = None,
+    announcer: Announcer | None = None,
 ) -> tuple[StepOutcome, StepTiming]:
-    """Record the start, run ``body``, record the end with its duration against the budget.
-    ``on_start`` runs right after the start is recorded (to tell people: :func:`starter`)."""
+    """Record the start, run ``body``, record the end with its duration against the budget;
+    with an ``announcer``, tell people at both ends (after each is recorded)."""
     ledger.append(
         "step.start",
         {
@@ -61,8 +61,8 @@ def record_step(
         },
     )
     logger.info("▶ %s (budget %d s)", name, budget_s)
-    if on_start is not None:
-        on_start()
+    if announcer is not None:
+        announcer.started(ledger, step_id, name, budget_s)
     started = datetime.now(UTC)
     try:
         outcome = body()
@@ -96,62 +96,47 @@ def record_step(
             "reason": outcome.reason,
         }
     )
+    if announcer is not None:
+        announcer.ended(ledger, outcome, timing)
     return outcome, timing
 
 
 SYMBOLS = {DONE: "✓", ALREADY_DONE: "=", FAILED: "✗", SKIPPED: "-"}
 
 
-def starter(
-    notifiers: Sequence[Notifier],
-    ledger: Ledger,
-    *,
-    flow: str,
-    incident_id: str,
-    step_id: str,
-    name: str,
-    budget_s: float,
-) -> Callable[[], None]:
-    """The ``on_start`` of :func:`record_step` that tells people a step began (``step.started``)."""
+@dataclass(frozen=True)
+class Announcer:
+    """Tells people that a step of ``flow`` started and ended (``step.started``,
+    ``step.<status>`` with its duration against its budget), through the run's notifiers."""
 
-    def _announce() -> None:
+    notifiers: Sequence[Notifier]
+    flow: str
+    incident_id: str
+
+    def started(self, ledger: Ledger, step_id: str, name: str, budget_s: float) -> None:
         notify_safely(
-            list(notifiers),
+            list(self.notifiers),
             ledger,
             "step.started",
-            f"{incident_id}: ▶ {name} (budget {budget_s:.0f} s)",
-            incident_id=incident_id,
-            flow=flow,
+            f"{self.incident_id}: ▶ {name} (budget {budget_s:.0f} s)",
+            incident_id=self.incident_id,
+            flow=self.flow,
             step_id=step_id,
             budget_s=budget_s,
         )
 
-    return _announce
-
-
-def announce_step(
-    notifiers: Sequence[Notifier],
-    ledger: Ledger,
-    *,
-    flow: str,
-    incident_id: str,
-    step_id: str,
-    outcome: StepOutcome,
-    timing: StepTiming,
-) -> None:
-    """Tell people a step ended (event ``step.<status>``): its duration against its budget."""
-    symbol = SYMBOLS.get(outcome.status, "?")
-    notify_safely(
-        list(notifiers),
-        ledger,
-        f"step.{outcome.status}",
-        f"{incident_id}: {symbol} {timing.reason}",
-        incident_id=incident_id,
-        flow=flow,
-        step_id=step_id,
-        duration_s=round(timing.duration.total_seconds(), 3),
-        budget_s=timing.budget.total_seconds(),
-    )
+    def ended(self, ledger: Ledger, outcome: StepOutcome, timing: StepTiming) -> None:
+        notify_safely(
+            list(self.notifiers),
+            ledger,
+            f"step.{outcome.status}",
+            f"{self.incident_id}: {SYMBOLS.get(outcome.status, '?')} {timing.reason}",
+            incident_id=self.incident_id,
+            flow=self.flow,
+            step_id=timing.step_id,
+            duration_s=round(timing.duration.total_seconds(), 3),
+            budget_s=timing.budget.total_seconds(),
+        )
 
 
 CRASH_HOOK = "DRP_CRASH_AFTER_STEP"

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from drp.domain.adb import Criticality
-from drp.domain.plan import RecoveryPlan, plan
+from drp.domain.plan import RecoveryPlan, SelectionRefused, plan, select
 from drp.domain.runbook import Runbook
 
 pytestmark = pytest.mark.unit
@@ -100,7 +100,9 @@ def test_steps_follow_service_order_then_their_own_order_with_positions() -> Non
 
 
 def test_each_step_carries_its_budget_timeout_and_cumulative_time() -> None:
-    recovery = plan(runbook(svc("db", 1, budgets=(30, 45)), svc("app", 2, budgets=(20,))))
+    recovery = plan(
+        runbook(svc("db", 1, budgets=(30, 45)), svc("app", 2, budgets=(20,), depends_on=("db",)))
+    )
     assert [(s.budget_seconds, s.timeout_seconds) for s in recovery.steps] == [
         (30, 60),
         (45, 90),
@@ -110,17 +112,29 @@ def test_each_step_carries_its_budget_timeout_and_cumulative_time() -> None:
     assert [s.cumulative_seconds for s in recovery.steps] == [30, 75, 95]
 
 
-def test_the_predicted_rto_is_the_sum_of_budgets_against_sixty_minutes() -> None:
-    fits = plan(runbook(svc("db", 1, budgets=(1200, 1200)), svc("app", 2, budgets=(1200,))))
+def test_the_predicted_rto_is_the_critical_path_against_sixty_minutes() -> None:
+    fits = plan(
+        runbook(
+            svc("db", 1, budgets=(1200, 1200)), svc("app", 2, budgets=(1200,), depends_on=("db",))
+        )
+    )
     assert fits.predicted_rto_seconds == 3600 and fits.within_limit
-    late = plan(runbook(svc("db", 1, budgets=(1200, 1200)), svc("app", 2, budgets=(1201,))))
+    late = plan(
+        runbook(
+            svc("db", 1, budgets=(1200, 1200)), svc("app", 2, budgets=(1201,), depends_on=("db",))
+        )
+    )
     assert late.predicted_rto_seconds == 3601 and not late.within_limit
     assert "past the 60-minute limit" in late.reason
+    assert late.critical_path == ("db", "app")
 
 
 def test_each_service_is_predicted_back_at_its_last_step_against_its_rto() -> None:
     recovery = plan(
-        runbook(svc("db", 1, budgets=(300, 300)), svc("app", 2, budgets=(300,), rto_minutes=10))
+        runbook(
+            svc("db", 1, budgets=(300, 300)),
+            svc("app", 2, budgets=(300,), rto_minutes=10, depends_on=("db",)),
+        )
     )
     db, app = recovery.services
     assert (db.predicted_seconds, db.rto_seconds, db.within_rto) == (600, 1800, True)
@@ -172,3 +186,129 @@ def test_the_ceisa_reference_plan_recovers_the_database_first_and_export_before_
     assert order.index("manifest") < order.index("import-pib")
     assert recovery.within_limit
     assert all(s.within_rto for s in recovery.services)
+
+
+def with_execution(rb: Runbook, **execution: Any) -> Runbook:
+    data = rb.model_dump(by_alias=True)
+    data["execution"] = {**data["execution"], **execution}
+    return Runbook.model_validate(data)
+
+
+def test_independent_services_of_a_group_recover_at_the_same_time() -> None:
+    recovery = plan(runbook(svc("a", 1, budgets=(100,)), svc("b", 1, budgets=(70,))))
+    assert [s.starts_at_seconds for s in recovery.services] == [0, 0]
+    assert recovery.predicted_rto_seconds == 100
+    assert recovery.predicted_rto_serial_seconds == 170
+    data = recovery.as_dict()
+    assert (data["predicted_rto_parallel_s"], data["predicted_rto_serial_s"]) == (100, 170)
+
+
+def test_max_parallel_bounds_how_many_services_run_at_once() -> None:
+    rb = runbook(*(svc(name, 1, budgets=(100,)) for name in ("a", "b", "c")))
+    assert plan(rb).predicted_rto_seconds == 100
+    two = plan(with_execution(rb, max_parallel=2))
+    assert {s.service.id: s.starts_at_seconds for s in two.services} == {"a": 0, "b": 0, "c": 100}
+    assert two.predicted_rto_seconds == 200
+    one = plan(with_execution(rb, max_parallel=1))
+    assert one.predicted_rto_seconds == one.predicted_rto_serial_seconds == 300
+
+
+def test_a_later_group_starts_before_an_earlier_one_ends_unless_the_runbook_sets_a_barrier() -> (
+    None
+):
+    rb = runbook(
+        svc("db", 1, budgets=(100,)),
+        svc("slow", 1, budgets=(500,)),
+        svc("app", 2, budgets=(50,), depends_on=("db",)),
+    )
+    free = plan(rb)
+    assert {s.service.id: s.starts_at_seconds for s in free.services}["app"] == 100
+    assert free.predicted_rto_seconds == 500
+    barrier = plan(with_execution(rb, group_barrier=True))
+    assert {s.service.id: s.starts_at_seconds for s in barrier.services}["app"] == 500
+    assert barrier.predicted_rto_seconds == 550
+    assert barrier.critical_path == ("slow", "app")
+
+
+def test_the_critical_path_follows_what_each_service_waited_for() -> None:
+    recovery = plan(
+        runbook(
+            svc("db", 1, budgets=(100,)),
+            svc("portal", 2, budgets=(50,), depends_on=("db",)),
+            svc("side", 2, budgets=(20,), depends_on=("db",)),
+            svc("export", 2, budgets=(30,), depends_on=("portal",)),
+        )
+    )
+    assert recovery.critical_path == ("db", "portal", "export")
+    assert recovery.predicted_rto_seconds == 180
+    assert "critical path db → portal → export" in recovery.reason
+
+
+def test_the_ceisa_plan_in_parallel_fits_in_35_minutes_against_46_one_after_another() -> None:
+    data = yaml.safe_load((REPO / "runbooks" / "ceisa.yaml").read_text(encoding="utf-8"))
+    recovery = plan(Runbook.model_validate(data))
+    assert recovery.predicted_rto_serial_seconds == 46 * 60
+    assert recovery.predicted_rto_seconds <= 35 * 60
+    assert recovery.critical_path[0] == "skp-database"
+
+
+# -- partial selections -------------------------------------------------------------------------
+def site() -> Runbook:
+    """Three database pairs: core (moved by core-db, used by portal too), two more."""
+    data = runbook(
+        svc("core-db", 1, budgets=(10, 10), actions=("fence", "promote"), database="core"),
+        svc("portal", 2, depends_on=("core-db",), database="core"),
+        svc(
+            "billing",
+            2,
+            budgets=(10, 10, 10),
+            actions=("fence", "promote", "verify"),
+            database="bill",
+        ),
+        svc("reports", 3, depends_on=("billing",), database="bill"),
+        svc("lone", 2, budgets=(10, 10), actions=("fence", "promote"), database="lone"),
+    ).model_dump(by_alias=True)
+    data["databases"] = [
+        {"id": pair, "primary_group": "dc_db", "standby_group": "drc_db"}
+        for pair in ("core", "bill", "lone")
+    ]
+    return Runbook.model_validate(data)
+
+
+def test_no_selection_moves_the_whole_site() -> None:
+    chosen = select(site(), None)
+    assert chosen.whole_site and chosen.services == (
+        "core-db",
+        "portal",
+        "billing",
+        "reports",
+        "lone",
+    )
+
+
+def test_a_selection_takes_what_it_depends_on_and_who_moves_its_database() -> None:
+    chosen = select(site(), ["reports"])
+    assert chosen.services == ("billing", "reports") and not chosen.whole_site
+    assert dict(chosen.added)["billing"] == "'reports' depends on it"
+    alone = select(site(), ["lone"])
+    assert alone.services == ("lone",) and alone.added == ()
+
+
+def test_a_selection_that_would_strand_a_service_without_its_database_is_refused() -> None:
+    with pytest.raises(SelectionRefused, match="'portal' also run on it"):
+        select(site(), ["core-db"])
+    with pytest.raises(SelectionRefused, match="'reports' also run on it"):
+        select(site(), ["billing"])
+    assert select(site(), ["core-db", "portal"]).services == ("core-db", "portal")
+
+
+def test_an_unknown_service_is_refused_with_the_valid_ids() -> None:
+    with pytest.raises(SelectionRefused, match=r"unknown service 'nope'.*core-db, portal"):
+        select(site(), ["nope"])
+
+
+def test_a_partial_plan_holds_only_the_selection_and_its_own_prediction() -> None:
+    recovery = plan(site(), ["portal"])
+    assert service_order(recovery) == ["core-db", "portal"]
+    assert recovery.predicted_rto_seconds == 80
+    assert recovery.as_dict()["selection"]["asked"] == ["portal"]

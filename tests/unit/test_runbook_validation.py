@@ -286,6 +286,48 @@ def test_a_fence_in_a_service_recovered_earlier_covers_the_promotion() -> None:
     assert check(data).ok
 
 
+def test_a_fence_in_an_independent_service_does_not_cover_the_promotion() -> None:
+    # The app no longer depends on the database service: the two may run at the same time,
+    # so the database's fence is not sure to come before the app's promotion.
+    data = base()
+    promote = data["services"][0]["steps"].pop(2)
+    data["services"][1]["steps"].insert(0, promote)
+    data["services"][1]["depends_on"] = []
+    problem = only(check(data), "services[1].steps[0].action")
+    assert "sure to run before" in problem.message and "in one it depends on" in problem.hint
+
+
+def test_with_a_group_barrier_a_fence_in_an_earlier_group_covers_the_promotion() -> None:
+    data = base()
+    promote = data["services"][0]["steps"].pop(2)
+    data["services"][1]["steps"].insert(0, promote)
+    data["services"][1]["depends_on"] = []
+    data["execution"] = {"group_barrier": True}
+    assert check(data).ok
+
+
+def test_max_parallel_outside_its_range_is_refused() -> None:
+    for value in (0, 65):
+        data = base()
+        data["execution"] = {"max_parallel": value}
+        assert "outside 1..64" in only(check(data), "execution.max_parallel").message
+
+
+def test_an_unknown_failure_policy_is_refused_with_the_choices() -> None:
+    data = base()
+    data["execution"] = {"on_failure": "carry_on"}
+    problem = only(check(data), "execution.on_failure")
+    assert "continue_independent" in problem.message + problem.hint
+
+
+def test_parallel_services_are_judged_by_when_the_schedule_recovers_them() -> None:
+    data = base()
+    data["services"][1]["depends_on"] = []  # independent: starts at once, back after 60 s
+    data["services"][1]["steps"] = [step("verify", "verify", "verify_service.yml", "frontdoor")]
+    data["services"][1]["rto_minutes"] = data["services"][1]["mtdp_minutes"] = 1
+    assert check(data).ok
+
+
 def test_a_fence_of_another_database_pair_does_not_cover_the_promotion() -> None:
     data = base()
     data["databases"].append({"id": "ops", "primary_group": "ops_db", "standby_group": "drc_db"})

@@ -39,6 +39,7 @@ from types import MappingProxyType
 from typing import Any
 
 from drp.errors import PlaybookFailed, RunbookError
+from drp.polling import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOKS_DIR = REPO_ROOT / "playbooks"
@@ -550,6 +551,7 @@ def _stop_leftovers(marker: str) -> tuple[int, ...]:
         except (OSError, ProcessLookupError):
             continue
         (groups if pgid == pid else singles).add(pid)
+    members = _group_members(proc_root, groups) | singles
     stopped: list[int] = []
     for pgid in sorted(groups):
         try:
@@ -563,7 +565,36 @@ def _stop_leftovers(marker: str) -> tuple[int, ...]:
             stopped.append(pid)
         except (OSError, ProcessLookupError):
             pass
+    # A SIGKILL takes effect when the process is next scheduled: on a loaded machine that is
+    # not at once. "Stopped" must mean stopped (a command the playbook ran must not act after
+    # the step has been reported as timed out), so wait, briefly, until each one has exited.
+    wait_until(lambda: not any(_running(proc_root, pid) for pid in members), 5.0, 0.02)
     return tuple(stopped)
+
+
+def _group_members(proc_root: Path, groups: set[int]) -> set[int]:
+    """Every process in the process groups ``groups``."""
+    found: set[int] = set()
+    if not groups:
+        return found
+    for proc in proc_root.iterdir():
+        if proc.name.isdigit():
+            try:
+                if os.getpgid(int(proc.name)) in groups:
+                    found.add(int(proc.name))
+            except (OSError, ProcessLookupError):
+                continue
+    return found
+
+
+def _running(proc_root: Path, pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (a zombie has exited; it waits to be
+    reaped by its parent and runs nothing)."""
+    try:
+        stat = (proc_root / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _tail(path: Path, lines: int = 20) -> str:

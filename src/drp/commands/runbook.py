@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from drp.commands._output import console, emit_json, fail
-from drp.domain.plan import RecoveryPlan, plan
+from drp.domain.plan import RecoveryPlan, SelectionRefused, plan
 from drp.domain.runbook import Problem, Runbook
 from drp.errors import RunbookError
 from drp.runbooks import check_runbook, format_problem, read_runbook
@@ -88,6 +88,8 @@ def check(file: FileArg, as_json: JsonOpt = False) -> None:
                 "services": len(runbook.services),
                 "steps": runbook.step_count,
                 "predicted_rto_seconds": recovery.predicted_rto_seconds,
+                "predicted_rto_parallel_s": recovery.predicted_rto_seconds,
+                "predicted_rto_serial_s": recovery.predicted_rto_serial_seconds,
                 "rto_limit_seconds": recovery.rto_limit_seconds,
             }
         )
@@ -96,27 +98,54 @@ def check(file: FileArg, as_json: JsonOpt = False) -> None:
         f"{file}: valid: {_count(len(runbook.services), 'service')}, "
         f"{_count(runbook.step_count, 'step')}, "
         f"predicted RTO {duration(recovery.predicted_rto_seconds)} "
-        f"(limit {duration(recovery.rto_limit_seconds)})",
+        f"({duration(recovery.predicted_rto_serial_seconds)} one step after another; "
+        f"limit {duration(recovery.rto_limit_seconds)})",
         highlight=False,
     )
 
 
-def plan_command(runbook_file: FileArg, as_json: JsonOpt = False) -> None:
-    """Show the recovery plan: steps in order, their budgets, and the predicted RTO.
+ServicesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--services",
+        help="Plan only these services (comma-separated) and what they need: a partial failover.",
+    ),
+]
 
-    Exits 1 when the runbook has problems (listed), 2 when it cannot be read.
+
+def plan_command(
+    runbook_file: FileArg, services: ServicesOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Show the recovery plan: steps in order, when each runs, and the predicted RTO — with
+    services in parallel as the runbook's graph allows, and one after another beside it.
+
+    Exits 1 when the runbook has problems (listed) or the selection cannot move on its own,
+    2 when it cannot be read.
     """
-    recovery = plan(_load(runbook_file, as_json))
+    runbook = _load(runbook_file, as_json)
+    wanted = [s for s in (services or "").split(",") if s.strip()]
+    try:
+        recovery = plan(runbook, wanted or None)
+    except SelectionRefused as refused:
+        if as_json:
+            emit_json({"file": str(runbook_file), "valid": True, "refused": str(refused)})
+            raise typer.Exit(EXIT_PROBLEMS) from refused
+        fail(f"--services: {escape(str(refused))}", EXIT_PROBLEMS)
     if as_json:
         emit_json(recovery.as_dict())
         return
     out = _table_console()
     out.print(_steps_table(recovery))
     out.print(_services_table(recovery))
+    for service_id, why in recovery.selection.added:
+        console.print(f"added to the selection: {service_id} — {why}", highlight=False)
     verdict = "[green]within[/]" if recovery.within_limit else "[bold red]past[/]"
+    path = " → ".join(recovery.critical_path)
     console.print(
-        f"Predicted RTO {duration(recovery.predicted_rto_seconds)}: {verdict} the "
-        f"{duration(recovery.rto_limit_seconds)} limit of Pasal 3(1)(b).",
+        f"Predicted RTO {duration(recovery.predicted_rto_seconds)} with services in parallel "
+        f"(at most {recovery.policy.max_parallel} at once; critical path {path}), "
+        f"{duration(recovery.predicted_rto_serial_seconds)} one step after another: "
+        f"{verdict} the {duration(recovery.rto_limit_seconds)} limit of Pasal 3(1)(b).",
         highlight=False,
     )
 
@@ -132,7 +161,7 @@ def _steps_table(recovery: RecoveryPlan) -> Table:
         table.add_column(header, justify="right", no_wrap=True)
     for header in ("Service", "Criticality", "Step", "Action", "Playbook", "Targets"):
         table.add_column(header, overflow="fold")
-    for header in ("Budget", "Cumulative"):
+    for header in ("Budget", "Starts", "Ends"):
         table.add_column(header, justify="right", no_wrap=True)
     for planned in recovery.steps:
         approval = " (approval)" if planned.step.requires_approval else ""
@@ -146,6 +175,7 @@ def _steps_table(recovery: RecoveryPlan) -> Table:
             planned.step.playbook,
             planned.step.targets,
             duration(planned.budget_seconds),
+            duration(planned.starts_at_seconds),
             duration(planned.cumulative_seconds),
         )
     return table
@@ -153,13 +183,15 @@ def _steps_table(recovery: RecoveryPlan) -> Table:
 
 def _services_table(recovery: RecoveryPlan) -> Table:
     table = Table(title="Services against their RTO")
-    for header in ("Service", "Criticality", "Predicted", "RTO", ""):
-        table.add_column(header, justify="right" if header in ("Predicted", "RTO") else "left")
+    for header in ("Service", "Criticality", "Starts", "Recovered", "RTO", ""):
+        right = header in ("Starts", "Recovered", "RTO")
+        table.add_column(header, justify="right" if right else "left")
     for item in recovery.services:
         mark = "[green]ok[/]" if item.within_rto else "[bold red]late[/]"
         table.add_row(
             item.service.id,
             item.criticality.value,
+            duration(item.starts_at_seconds),
             duration(item.predicted_seconds),
             duration(item.rto_seconds),
             mark,

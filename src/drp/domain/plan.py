@@ -1,17 +1,22 @@
-"""The recovery plan: the order in which a runbook's steps run, and the time it predicts.
+"""The recovery plan: which services recover (all, or a partial selection), in which order,
+and when the graph of the runbook lets each of them run, with the RTO that predicts.
 
 Like patroni's quorum resolver, :func:`plan` takes plain values (a validated runbook) and returns
 decisions, each with a ``reason`` sentence that says why the step sits where it does; the flow
-that runs the plan only applies them. Steps run one after another, so the predicted RTO is the
-sum of the step budgets and a service is recovered when the budget of its last step is spent.
+that runs the plan only applies them. A service's steps run one after another; services run
+at the same time as far as their dependencies, the priority groups and
+``execution.max_parallel`` allow (:mod:`drp.domain.graph`), so the predicted RTO is the end of
+the critical path. The serial figure (every step one after another) is given beside it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from drp.domain.adb import Criticality
+from drp.domain.graph import Policy, Schedule, closure, simulate
 from drp.domain.runbook import (
     RTO_LIMIT_MINUTES,
     DatabasePair,
@@ -33,7 +38,8 @@ class PlannedStep:
     database: DatabasePair | None
     """The database pair the step's service runs on (what fence and promote act on)."""
     starts_at_seconds: int
-    """Predicted time from the start of the plan to the start of this step."""
+    """Predicted time from the start of the plan to the start of this step (its service's
+    start in the schedule, plus the budgets of the service's earlier steps)."""
     cumulative_seconds: int
     """Predicted time from the start of the plan to the end of this step."""
     reason: str
@@ -77,8 +83,10 @@ class ServiceRecovery:
     """1-based place of the service in the recovery order."""
     criticality: Criticality
     predicted_seconds: int
-    """Cumulative budget at the end of the service's last step."""
+    """When the schedule ends the service's last step (from the start of the plan)."""
     reason: str
+    starts_at_seconds: int = 0
+    """When the schedule starts the service's first step."""
 
     @property
     def rto_seconds(self) -> int:
@@ -96,6 +104,7 @@ class ServiceRecovery:
             "priority_group": self.service.priority_group,
             "criticality": self.criticality.value,
             "depends_on": list(self.service.depends_on),
+            "starts_at_seconds": self.starts_at_seconds,
             "predicted_seconds": self.predicted_seconds,
             "rto_seconds": self.rto_seconds,
             "rpo_seconds": self.service.rpo_seconds,
@@ -106,27 +115,69 @@ class ServiceRecovery:
 
 
 @dataclass(frozen=True)
+class Selection:
+    """The services an incident moves: the whole site, or those asked for and what they need."""
+
+    services: tuple[str, ...]
+    asked: tuple[str, ...] = ()
+    added: tuple[tuple[str, str], ...] = ()
+    """(service, why it was added) for services the selection needs but did not name."""
+    whole_site: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "whole_site": self.whole_site,
+            "services": list(self.services),
+            "asked": list(self.asked),
+            "added": [{"service": s, "reason": r} for s, r in self.added],
+        }
+
+
+class SelectionRefused(ValueError):
+    """A partial selection that cannot be moved on its own; the message says why and how."""
+
+
+@dataclass(frozen=True)
 class RecoveryPlan:
-    """The ordered steps of a runbook, and the RTO they predict."""
+    """The ordered steps of a runbook (or of a selection of its services), and the RTO they
+    predict when services run as the graph allows."""
 
     runbook: Runbook
     services: tuple[ServiceRecovery, ...]
     steps: tuple[PlannedStep, ...]
     predicted_rto_seconds: int
-    """Sum of all step budgets: the plan runs its steps one after another."""
+    """End of the critical path: services run at the same time as the graph allows."""
     reason: str
     rto_limit_seconds: int = RTO_LIMIT_MINUTES * 60
+    predicted_rto_serial_seconds: int = 0
+    """Sum of every step budget: what the plan would take one step after another."""
+    critical_path: tuple[str, ...] = ()
+    policy: Policy = field(default_factory=Policy)
+    selection: Selection = field(default_factory=lambda: Selection(services=()))
 
     @property
     def within_limit(self) -> bool:
         """True when the predicted RTO keeps the one-hour limit of Pasal 3(1)(b)."""
         return self.predicted_rto_seconds <= self.rto_limit_seconds
 
+    def service_steps(self, service_id: str) -> tuple[PlannedStep, ...]:
+        """The planned steps of one service, in the order they run."""
+        return tuple(p for p in self.steps if p.service.id == service_id)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "runbook": self.runbook.name,
             "environment": self.runbook.environment,
             "predicted_rto_seconds": self.predicted_rto_seconds,
+            "predicted_rto_parallel_s": self.predicted_rto_seconds,
+            "predicted_rto_serial_s": self.predicted_rto_serial_seconds,
+            "critical_path": list(self.critical_path),
+            "execution": {
+                "max_parallel": self.policy.max_parallel,
+                "on_failure": self.policy.on_failure,
+                "group_barrier": self.policy.group_barrier,
+            },
+            "selection": self.selection.as_dict(),
             "rto_limit_seconds": self.rto_limit_seconds,
             "within_limit": self.within_limit,
             "reason": self.reason,
@@ -135,23 +186,106 @@ class RecoveryPlan:
         }
 
 
-def plan(runbook: Runbook) -> RecoveryPlan:
-    """Order the runbook's steps and predict when each service is back.
+def movers(runbook: Runbook, database_id: str) -> tuple[str, ...]:
+    """The services whose steps fence or promote ``database_id``: they move the pair."""
+    return tuple(
+        s.id
+        for s in runbook.services
+        if s.database == database_id and any(st.action in ("fence", "promote") for st in s.steps)
+    )
 
-    Services run by priority group, then after the services they depend on, ties kept in file
-    order (:func:`drp.domain.runbook.recovery_order`); a service's steps run in the order the
-    file lists them. The runbook should have passed :func:`drp.domain.runbook.validate`: an
-    invalid one still gets an order, but its predictions mean little.
+
+def select(runbook: Runbook, wanted: Sequence[str] | None = None) -> Selection:
+    """The services an incident moves: every service (``wanted`` empty or None), or the ones
+    wanted plus what they need — the services they depend on and the services that move the
+    database pairs they run on. Refused (:class:`SelectionRefused`) when an unknown id is
+    named, or when the selection would move a database pair that a service left out still
+    runs on (it would stay at the DC without its database)."""
+    every = tuple(s.id for s in runbook.services)
+    if not wanted:
+        return Selection(services=every)
+    asked = tuple(dict.fromkeys(w.strip() for w in wanted if w.strip()))
+    unknown = [w for w in asked if w not in every]
+    if unknown:
+        raise SelectionRefused(
+            f"unknown service {', '.join(repr(u) for u in unknown)}: the runbook's services "
+            f"are {', '.join(every)}"
+        )
+    nodes = runbook.nodes()
+    added: dict[str, str] = {}
+    chosen = list(asked)
+    while True:
+        keep = closure(nodes, chosen)
+        for service_id in keep:
+            if service_id not in asked and service_id not in added:
+                needed_by = [
+                    s for s in keep if service_id in runbook.service(s).depends_on
+                ] or chosen
+                added[service_id] = f"'{needed_by[0]}' depends on it"
+        grown = False
+        for service_id in keep:
+            pair = runbook.service(service_id).database
+            for mover in movers(runbook, pair) if pair else ():
+                if mover not in keep:
+                    added.setdefault(
+                        mover, f"it moves database pair '{pair}', which '{service_id}' runs on"
+                    )
+                    chosen.append(mover)
+                    grown = True
+        if not grown:
+            break
+    keep = closure(nodes, chosen)
+    for service_id in keep:
+        pair = runbook.service(service_id).database
+        if not pair or not movers(runbook, pair):
+            continue
+        left = [s.id for s in runbook.services if s.database == pair and s.id not in keep]
+        if left:
+            raise SelectionRefused(
+                f"moving {', '.join(repr(a) for a in asked)} moves database pair '{pair}' "
+                f"(fenced and promoted by {', '.join(movers(runbook, pair))}), and "
+                f"{', '.join(repr(x) for x in left)} also run on it: they would be left at the "
+                f"DC without their database (add them to the selection, or leave "
+                f"{', '.join(repr(a) for a in asked)} out)"
+            )
+    return Selection(
+        services=tuple(s for s in every if s in keep),
+        asked=asked,
+        added=tuple((s, added[s]) for s in every if s in added),
+        whole_site=len(keep) == len(every),
+    )
+
+
+def plan(runbook: Runbook, services: Sequence[str] | None = None) -> RecoveryPlan:
+    """Order the runbook's steps (of every service, or of a selection: :func:`select`) and
+    predict when each service is back.
+
+    Services are considered by priority group, then after the services they depend on, ties
+    kept in file order (:func:`drp.domain.runbook.recovery_order`); a service's steps run in
+    the order the file lists them; the schedule (:func:`drp.domain.graph.simulate`) runs
+    services at the same time as far as the runbook's ``execution`` allows. The runbook should
+    have passed :func:`drp.domain.runbook.validate`: an invalid one still gets an order, but
+    its predictions mean little.
     """
-    order = [runbook.services[i] for i in recovery_order(runbook.services)]
+    selection = select(runbook, services)
+    chosen = set(selection.services)
+    order = [
+        runbook.services[i]
+        for i in recovery_order(runbook.services)
+        if runbook.services[i].id in chosen
+    ]
+    policy = runbook.execution.policy()
+    nodes = tuple(n for n in runbook.nodes() if n.id in chosen)
+    schedule = simulate(nodes, policy)
     recoveries: list[ServiceRecovery] = []
     planned: list[PlannedStep] = []
-    elapsed = 0
     fences: dict[str, str] = {}  # database pair -> id of the step that fenced it
     previous: Service | None = None
     for place, service in enumerate(order, start=1):
         placement = _placement(service, previous, order[: place - 1])
         database = runbook.database(service.database)
+        slot = schedule.slots.get(service.id)
+        elapsed = slot.start_s if slot else 0
         for j, step in enumerate(service.steps):
             start = elapsed
             elapsed += step.budget_seconds
@@ -174,7 +308,9 @@ def plan(runbook: Runbook) -> RecoveryPlan:
                 position=place,
                 criticality=service.criticality,
                 predicted_seconds=elapsed,
-                reason=f"'{service.id}' ({service.criticality.value}) {placement}.",
+                reason=f"'{service.id}' ({service.criticality.value}) {placement}."
+                + (f" Scheduled: {slot.reason}." if slot else ""),
+                starts_at_seconds=slot.start_s if slot else 0,
             )
         )
         previous = service
@@ -182,8 +318,12 @@ def plan(runbook: Runbook) -> RecoveryPlan:
         runbook=runbook,
         services=tuple(recoveries),
         steps=tuple(planned),
-        predicted_rto_seconds=elapsed,
-        reason=_plan_reason(elapsed, len(planned)),
+        predicted_rto_seconds=schedule.parallel_s,
+        reason=_plan_reason(schedule, len(planned), policy),
+        predicted_rto_serial_seconds=schedule.serial_s,
+        critical_path=schedule.critical_path,
+        policy=policy,
+        selection=selection,
     )
 
 
@@ -246,16 +386,19 @@ def _step_reason(
     return place
 
 
-def _plan_reason(elapsed: int, steps: int) -> str:
+def _plan_reason(schedule: Schedule, steps: int, policy: Policy) -> str:
     """The verdict on the whole plan against the one-hour limit."""
     limit = RTO_LIMIT_MINUTES * 60
+    elapsed = schedule.parallel_s
     verdict = (
         f"within the {RTO_LIMIT_MINUTES}-minute limit of Pasal 3(1)(b), "
         f"{limit - elapsed} s to spare"
         if elapsed <= limit
         else f"past the {RTO_LIMIT_MINUTES}-minute limit of Pasal 3(1)(b) by {elapsed - limit} s"
     )
+    path = " → ".join(schedule.critical_path) or "-"
     return (
-        f"Predicted RTO {elapsed} s, the sum of {steps} step budgets run one after another: "
-        f"{verdict}."
+        f"Predicted RTO {elapsed} s: {steps} steps, services running at the same time as "
+        f"their dependencies allow (at most {policy.max_parallel}), critical path {path}; "
+        f"{schedule.serial_s} s one step after another; {verdict}."
     )

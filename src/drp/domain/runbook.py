@@ -32,6 +32,7 @@ from drp.domain.backup import BackupPolicy
 from drp.domain.chatops import ChatChannels, Roster
 from drp.domain.compliance import DrillPolicy
 from drp.domain.evidence_archive import EvidencePolicy
+from drp.domain.graph import DEFAULT_MAX_PARALLEL, MAX_PARALLEL_LIMIT, Node, Policy, simulate
 
 RTO_LIMIT_MINUTES = 60
 """Pasal 3(1)(b): the RTO stays under one hour."""
@@ -204,6 +205,26 @@ class Approval(_Model):
     )
 
 
+class Execution(_Model):
+    """How the plan's services run together (see :mod:`drp.domain.graph`)."""
+
+    max_parallel: StrictInt = Field(
+        default=DEFAULT_MAX_PARALLEL, description="services recovering at the same time, at most"
+    )
+    on_failure: Literal["continue_independent", "stop_all"] = Field(
+        default="continue_independent",
+        description="continue_independent (services not depending on a failed one go on) or "
+        "stop_all",
+    )
+    group_barrier: StrictBool = Field(
+        default=False,
+        description="true: a priority group starts only once every earlier group is verified",
+    )
+
+    def policy(self) -> Policy:
+        return Policy(self.max_parallel, self.on_failure, self.group_barrier)
+
+
 class Contact(_Model):
     """Where to reach one party: a chat channel and/or a person or mailbox."""
 
@@ -239,6 +260,9 @@ class Runbook(_Model):
         default="../playbooks", description="folder of the playbooks, relative to this file"
     )
     approval: Approval = Field(default_factory=Approval, description="timeout_minutes, two_person")
+    execution: Execution = Field(
+        default_factory=Execution, description="max_parallel, on_failure, group_barrier"
+    )
     databases: tuple[DatabasePair, ...] = Field(default=(), description="database pairs")
     services: tuple[Service, ...] = Field(description="the services to recover")
     coordination: Coordination | None = Field(default=None, description="Pasal 13 parties")
@@ -267,6 +291,18 @@ class Runbook(_Model):
     def step_count(self) -> int:
         """How many steps the whole plan runs."""
         return sum(len(s.steps) for s in self.services)
+
+    def nodes(self) -> tuple[Node, ...]:
+        """The services as the scheduler sees them (:mod:`drp.domain.graph`)."""
+        return tuple(
+            Node(
+                s.id,
+                s.priority_group,
+                tuple(s.depends_on),
+                sum(max(step.budget_seconds, 0) for step in s.steps),
+            )
+            for s in self.services
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -507,6 +543,7 @@ def _rule_problems(
         )
     yield from _id_problems(runbook)
     yield from _approval_problems(runbook)
+    yield from _execution_problems(runbook)
     yield from _database_problems(runbook, groups)
     for index, service in enumerate(runbook.services):
         yield from _service_problems(runbook, index, service, playbooks, groups)
@@ -553,6 +590,17 @@ def _approval_problems(runbook: Runbook) -> Iterator[_Found]:
             f"{timeout} minutes is longer than the whole {RTO_LIMIT_MINUTES}-minute RTO "
             "limit of Pasal 3(1)(b)",
             "an approval that waits this long has already missed the RTO; use a shorter timeout",
+        )
+
+
+def _execution_problems(runbook: Runbook) -> Iterator[_Found]:
+    limit = runbook.execution.max_parallel
+    if not 1 <= limit <= MAX_PARALLEL_LIMIT:
+        yield (
+            ("execution", "max_parallel"),
+            f"{limit} services at once is outside 1..{MAX_PARALLEL_LIMIT}",
+            f"use 1 to run services one after another, up to {MAX_PARALLEL_LIMIT}; "
+            f"the default is {DEFAULT_MAX_PARALLEL}",
         )
 
 
@@ -727,18 +775,21 @@ def _cycles(services: Sequence[Service]) -> list[tuple[str, ...]]:
 
 
 def _plan_order_problems(runbook: Runbook) -> Iterator[_Found]:
-    """Rules that follow the plan's order: fencing before promotion, and the time budgets.
+    """Rules that follow the plan's graph: fencing before promotion, and the time budgets.
 
-    The plan runs steps one after another, so a service is recovered when the budgets of every
-    step up to its last one are spent.
+    Services may run at the same time (:mod:`drp.domain.graph`), so a fence happens before a
+    promotion only when it comes earlier in the same service, or in a service the promoting
+    one depends on (directly or not), or — with ``execution.group_barrier`` — in an earlier
+    priority group. A service is recovered when the simulated schedule ends its last step.
     """
     services = runbook.services
-    fenced: set[str] = set()
-    elapsed = 0
-    for i in recovery_order(services):
-        service = services[i]
+    by_id = {s.id: s for s in services}
+    for i, service in enumerate(services):
+        before = _recovered_before(runbook, service, by_id)
+        fenced_earlier = {
+            s.database for s in before if s.database and _fences(s, s.database, len(s.steps))
+        }
         for j, step in enumerate(service.steps):
-            elapsed += max(step.budget_seconds, 0)
             if step.action not in ("fence", "promote"):
                 continue
             loc: Loc = ("services", i, "steps", j, "action")
@@ -749,31 +800,64 @@ def _plan_order_problems(runbook: Runbook) -> Iterator[_Found]:
                     f"'{service.id}' names none",
                     f"set services[{i}].database to one of the ids under databases",
                 )
-            elif step.action == "fence":
-                fenced.add(service.database)
-            elif service.database not in fenced:
+            elif step.action == "promote" and not (
+                service.database in fenced_earlier or _fences(service, service.database, j)
+            ):
                 yield (
                     loc,
-                    f"promote of '{service.database}' with no fence step for it before, in plan "
-                    "order: the old primary could still accept writes (two writable primaries)",
+                    f"promote of '{service.database}' with no fence step for it that is sure "
+                    "to run before (earlier in this service, or in a service it depends on): "
+                    "the old primary could still accept writes (two writable primaries)",
                     f"add a step with action: fence for '{service.database}' before "
-                    f"'{step.id}', in this service or one recovered earlier",
+                    f"'{step.id}', in this service or in one it depends on",
                 )
+    schedule = simulate(runbook.nodes(), runbook.execution.policy())
+    for i, service in enumerate(services):
+        slot = schedule.slots.get(service.id)
         rto = service.rto_minutes
-        if rto >= 1 and elapsed > rto * 60:
+        if slot is not None and rto >= 1 and slot.end_s > rto * 60:
             yield (
                 ("services", i, "rto_minutes"),
-                f"the plan recovers '{service.id}' after {_minutes(elapsed)} (the budgets of "
-                f"its steps and of every step before them), past its RTO of {rto} min",
-                "shorten budgets, move the service to an earlier priority group, or raise its RTO",
+                f"the plan recovers '{service.id}' after {_minutes(slot.end_s)} (its steps, "
+                f"after the services it waits for), past its RTO of {rto} min",
+                "shorten budgets, run more services at once (execution.max_parallel), move "
+                "the service to an earlier priority group, or raise its RTO",
             )
-    if elapsed > RTO_LIMIT_MINUTES * 60:
+    if schedule.parallel_s > RTO_LIMIT_MINUTES * 60:
         yield (
             ("services",),
-            f"step budgets add up to {_minutes(elapsed)}, past the {RTO_LIMIT_MINUTES}-minute "
-            "limit of Pasal 3(1)(b)",
-            "shorten budgets, or move the least critical services to a separate runbook",
+            f"the plan needs {_minutes(schedule.parallel_s)} with its services run as the "
+            f"graph allows, past the {RTO_LIMIT_MINUTES}-minute limit of Pasal 3(1)(b)",
+            "shorten budgets, run more services at once (execution.max_parallel), or move "
+            "the least critical services to a separate runbook",
         )
+
+
+def _fences(service: Service, database: str, before_step: int) -> bool:
+    """True when one of the service's first ``before_step`` steps fences ``database``."""
+    return service.database == database and any(
+        s.action == "fence" for s in service.steps[:before_step]
+    )
+
+
+def _recovered_before(
+    runbook: Runbook, service: Service, by_id: Mapping[str, Service]
+) -> list[Service]:
+    """The services sure to be verified before ``service`` starts: what it depends on,
+    directly or not, and with a group barrier every service of an earlier group."""
+    found: dict[str, Service] = {}
+    todo = list(service.depends_on)
+    while todo:
+        current = todo.pop()
+        if current in found or current not in by_id or current == service.id:
+            continue
+        found[current] = by_id[current]
+        todo.extend(by_id[current].depends_on)
+    if runbook.execution.group_barrier:
+        for other in runbook.services:
+            if other.priority_group < service.priority_group:
+                found.setdefault(other.id, other)
+    return list(found.values())
 
 
 def _minutes(seconds: int) -> str:

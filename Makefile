@@ -6,9 +6,18 @@ DRP := $(BIN)/drp
 LAB_RUNBOOK ?= runbooks/lab.yaml
 
 .PHONY: setup test lint format unit integration drill lab-up lab-status lab-down ui bench
-.PHONY: server workers deploy server-down
+.PHONY: server workers deploy server-down lock
 
 setup:
+	@bash scripts/setup.sh
+
+# Regenerate requirements.lock from pyproject.toml on purpose (docs/dependencies.md): current
+# pins stay where they still fit; `make lock UPGRADE=1` moves everything to the newest allowed,
+# `make lock UPGRADE_PACKAGE="sqlalchemy alembic"` only those. Then set-up installs the new lock.
+lock:
+	@bash scripts/setup.sh --tools
+	$(BIN)/python scripts/lockfile.py compile $(if $(UPGRADE),--upgrade) \
+		$(foreach p,$(UPGRADE_PACKAGE),--upgrade-package $(p))
 	@bash scripts/setup.sh
 
 # Two processes (pytest-xdist): most of the suite waits on servers, Ansible and Prefect. A module's

@@ -72,8 +72,10 @@ lab-down: setup
 
 # The production topology on the lab (docs/production.md). `make ui`: Prefect's server on
 # PostgreSQL (database `prefect` in the lab's ops-db) with its UI on http://127.0.0.1:4200, in the
-# background; `make workers`: a process worker per site (pools dc, drc); `make deploy`: every
-# deployment of prefect.yaml; `make server-down` stops workers and server.
+# background, behind Prefect's basic auth (the credential: .lab/secrets/prefect-api-auth);
+# `make workers`: a process worker per site (pools dc, drc); `make deploy`: every deployment of
+# prefect.yaml (`drp server exec` gives prefect the address and credential); `make server-down`
+# stops workers and server.
 PREFECT_PORT ?= 4200
 ui: setup
 	$(DRP) lab up
@@ -85,7 +87,7 @@ workers: server
 	$(DRP) workers up
 
 deploy: workers
-	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect --no-prompt deploy --all
+	$(DRP) server exec -- $(BIN)/prefect --no-prompt deploy --all
 
 server-down: setup
 	$(DRP) workers down

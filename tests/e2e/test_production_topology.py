@@ -1,10 +1,13 @@
-"""The production topology on the lab: Prefect's server on PostgreSQL, a process worker per site,
-flows deployed from prefect.yaml — and losing the DC does not lose the orchestrator.
+"""The production topology on the lab: Prefect's server on PostgreSQL behind its basic auth, a
+process worker per site, flows deployed from prefect.yaml, schedules that fire — and losing the DC
+does not lose the orchestrator.
 
 One lab, one server and two workers for the whole module (they cost about 20 s to bring up). The
 server's database is the lab's ops-db (database ``prefect``); the workers are started with
 ``drp workers up``'s code and stopped by ``drp lab break dc-power-loss`` as the DC's processes
-are.
+are. The server's scheduler loops every 2 s here (Prefect's default is 60 s) so that the
+scheduling test takes seconds; every client of the server, this test process included, sends the
+lab's credential (``Orchestrator.client_env``).
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ import contextvars
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,7 @@ from drp.lab.config import repo_root
 from drp.lab.core import Lab
 from drp.lab.procs import pid_alive
 from drp.ledger import read_records, verify_ledger
+from drp.polling import poll
 from drp.prefect_server import Orchestrator
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +49,8 @@ BASE = int(os.environ.get("DRP_TEST_PORT_BASE", "26400"))
 LAB_PORT_BASE = BASE + 400  # the e2e labs' ports (one lab at a time in a session)
 SERVER_PORT = BASE + 870  # this module's Prefect server (tests/conftest.py lists the ranges)
 USED_DEPLOYMENTS = ("failover",)
+SCHEDULER_LOOP_S = 2  # the server's scheduler loop (Prefect's default: 60 s)
+SHORT_INTERVAL_S = 5  # the replication check's schedule in the scheduling test (prefect.yaml: 300)
 
 
 @dataclass(frozen=True)
@@ -51,10 +61,11 @@ class Topology:
     evidence: Path
 
 
-def _deploy(api: str, names: tuple[str, ...]) -> str:
-    """``prefect --no-prompt deploy`` of the named deployments of the repository's prefect.yaml,
-    as an operator runs it (only those whose flow file exists: some land later)."""
-    spec = yaml.safe_load((repo_root() / "prefect.yaml").read_text())
+def _deploy(orch: Orchestrator, names: tuple[str, ...], prefect_file: Path | None = None) -> str:
+    """``prefect --no-prompt deploy`` of the named deployments of the repository's prefect.yaml
+    (or of a copy with changes), as an operator runs it: with the server's address and
+    credential in the environment (only those whose flow file exists: some land later)."""
+    spec = yaml.safe_load((prefect_file or repo_root() / "prefect.yaml").read_text())
     present = [
         d["name"]
         for d in spec["deployments"]
@@ -62,9 +73,11 @@ def _deploy(api: str, names: tuple[str, ...]) -> str:
     ]
     assert present == list(names), f"missing flow files for {set(names) - set(present)}"
     args = [sys.executable, "-m", "prefect", "--no-prompt", "deploy"]
+    if prefect_file is not None:
+        args += ["--prefect-file", str(prefect_file)]
     for name in present:
         args += ["--name", name]
-    env = {**os.environ, "PREFECT_API_URL": api}
+    env = {**os.environ, **orch.client_env()}
     proc = subprocess.run(
         args, cwd=repo_root(), env=env, capture_output=True, text=True, timeout=180
     )
@@ -74,7 +87,7 @@ def _deploy(api: str, names: tuple[str, ...]) -> str:
 
 @pytest.fixture(scope="module")
 def topology() -> Iterator[Topology]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     root = Path(tempfile.mkdtemp(prefix="drp-e2e-topology-", dir="/tmp"))
     os.chmod(root, 0o755)
@@ -88,14 +101,23 @@ def topology() -> Iterator[Topology]:
         # The real path: every lab host over SSH with host-key checking (inventory/lab-ssh.yml).
         mp.setenv("DRP_LAB_INVENTORY", "ssh")
         mp.delenv("PREFECT_API_URL", raising=False)
+        mp.delenv("PREFECT_API_AUTH_STRING", raising=False)
         mp.delenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", raising=False)
+        # The server reads these from the environment it is started in.
+        mp.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", str(SCHEDULER_LOOP_S))
+        mp.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS", "6")  # not 100 runs ahead
         orch = Orchestrator(lab)
         try:
             lab.up()
             server = orch.server_up(port=SERVER_PORT)
             orch.workers_up(poll_s=1.0)
-            _deploy(server["api"], USED_DEPLOYMENTS)
-            with temporary_settings(updates={PREFECT_API_URL: server["api"]}):
+            _deploy(orch, USED_DEPLOYMENTS)
+            client = orch.client_env()
+            updates = {
+                PREFECT_API_URL: client["PREFECT_API_URL"],
+                PREFECT_API_AUTH_STRING: client["PREFECT_API_AUTH_STRING"],
+            }
+            with temporary_settings(updates=updates):
                 yield Topology(lab, orch, server["api"], evidence)
         finally:
             orch.workers_down()
@@ -120,12 +142,45 @@ def test_the_server_keeps_its_state_in_postgresql_and_each_site_has_a_worker(
     )
     assert ("failover", "drc") in rows
     assert pg.query(prefect_db, "SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")
-    # The password never reaches the state file, the logs or the orchestrator's ledger.
+    # The database password and the API credential never reach the state file, the logs or the
+    # orchestrator's ledger; the credential's file is the owner's alone.
     password = topology.lab.password()
+    auth = topology.orchestrator.auth_string()
+    credential = auth.partition(":")[2]
     places = [topology.lab.cfg.state_file, *topology.lab.cfg.logs.glob("*.log")]
     places += list((topology.evidence / "platform").rglob("*.jsonl"))
-    assert all(password not in p.read_text(errors="replace") for p in places)
+    for place in places:
+        text = place.read_text(errors="replace")
+        assert password not in text and credential not in text, place
+    assert stat.S_IMODE(topology.orchestrator.auth_file.stat().st_mode) == 0o600
     assert verify_ledger(topology.evidence / "platform" / "orchestrator").ok
+
+
+def _get(url: str, authorization: str | None) -> int:
+    request = urllib.request.Request(url, method="GET")
+    if authorization is not None:
+        request.add_header("Authorization", authorization)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_the_server_refuses_a_request_without_the_lab_credential(topology: Topology) -> None:
+    import base64
+
+    url = f"{topology.api}/admin/version"
+    wrong = "Basic " + base64.b64encode(b"drp:not-the-credential").decode()
+    right = "Basic " + base64.b64encode(topology.orchestrator.auth_string().encode()).decode()
+    assert _get(url, None) == 401
+    assert _get(url, wrong) == 401
+    assert _get(url, right) == 200
+    assert _get(f"{topology.api}/health", None) == 200  # Prefect keeps the probe open
+    assert topology.orchestrator.client_env() == {
+        "PREFECT_API_URL": topology.api,
+        "PREFECT_API_AUTH_STRING": topology.orchestrator.auth_string(),
+    }
 
 
 def test_the_cli_reports_the_server_and_the_workers(topology: Topology) -> None:
@@ -147,6 +202,70 @@ def test_the_cli_reports_the_server_and_the_workers(topology: Topology) -> None:
         "dc": (True, "dc"),
         "drc": (True, "drc"),
     }
+
+
+def test_a_short_schedule_from_prefect_yaml_gets_runs_from_the_scheduler_run_by_the_drc_worker(
+    topology: Topology, tmp_path: Path
+) -> None:
+    """prefect.yaml's replication-check with its schedule shortened to every few seconds: the
+    server's scheduler (on PostgreSQL, with the lock's SQLAlchemy) creates its runs, keeps
+    creating them loop after loop, and the DRC's worker runs them to completion; `drp server
+    status` reports the scheduler healthy. Deleting the deployment leaves it idle."""
+    from prefect.client.orchestration import get_client
+    from typer.testing import CliRunner
+
+    from drp.cli import app
+
+    spec = yaml.safe_load((repo_root() / "prefect.yaml").read_text())
+    (check,) = [d for d in spec["deployments"] if d["name"] == "replication-check"]
+    assert check["schedules"] == [{"interval": 300}]
+    check["schedules"] = [{"interval": SHORT_INTERVAL_S}]
+    shortened = tmp_path / "prefect.yaml"
+    shortened.write_text(yaml.safe_dump(spec, sort_keys=False))
+    _deploy(topology.orchestrator, ("replication-check",), prefect_file=shortened)
+    status_cmd = ["server", "status", "--root", str(topology.lab.cfg.root), "--json"]
+    try:
+
+        def observe() -> list[Any]:
+            return [r for r in _flow_runs_of("replication-check") if r.auto_scheduled]
+
+        def enough(runs: list[Any]) -> bool:
+            """Two runs done, and runs created at least one interval apart: the scheduler
+            kept topping the schedule up, loop after loop, not only once at the deploy."""
+            completed = [r for r in runs if r.state_type.value == "COMPLETED"]
+            created = [r.created for r in runs]
+            spread = (max(created) - min(created)).total_seconds() if created else 0.0
+            return len(completed) >= 2 and spread >= SHORT_INTERVAL_S
+
+        done, runs = poll(observe, enough, timeout=240, interval=1.0)
+        seen = sorted((r.state_type.value, str(r.created)) for r in runs)
+        assert done, f"auto-scheduled runs after 240 s: {seen}"
+        completed = [r for r in runs if r.state_type.value == "COMPLETED"]
+        assert {r.work_pool_name for r in completed} == {"drc"}
+        drc_log = (topology.lab.cfg.logs / "worker-drc.log").read_text(errors="replace")
+        assert all(str(r.id) in drc_log for r in completed)
+        assert all(r.parameters == {"runbook": "runbooks/lab.yaml"} for r in completed)
+
+        result = CliRunner().invoke(app, status_cmd)
+        assert result.exit_code == 0, result.output
+        scheduler = json.loads(result.output)["scheduler"]
+        assert scheduler["state"] == "healthy" and scheduler["ok"], scheduler
+        assert scheduler["settings"]["loop_seconds"] == SCHEDULER_LOOP_S
+        (row,) = scheduler["deployments"]
+        assert row["deployment"] == "replication-check/replication-check"
+        assert row["schedules"] == [f"every {SHORT_INTERVAL_S} s"] and row["upcoming"] >= 1
+        assert row["last_auto_run"]["state"] in ("COMPLETED", "RUNNING", "FAILED")
+        newest = scheduler["newest_auto_scheduled"]
+        assert newest["deployment"] == row["deployment"]
+        assert datetime.fromisoformat(newest["created"]) >= max(r.created for r in runs)
+        assert scheduler["log_errors"]["count"] == 0
+    finally:
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name("replication-check/replication-check")
+            client.delete_deployment(deployment.id)
+    idle = CliRunner().invoke(app, status_cmd)
+    assert idle.exit_code == 0, idle.output
+    assert json.loads(idle.output)["scheduler"]["state"] == "idle"
 
 
 def test_ten_replication_checks_at_once_complete_without_database_is_locked(

@@ -51,6 +51,7 @@ SERVER_PORT = BASE + 870  # this module's Prefect server (tests/conftest.py list
 USED_DEPLOYMENTS = ("failover",)
 SCHEDULER_LOOP_S = 2  # the server's scheduler loop (Prefect's default: 60 s)
 SHORT_INTERVAL_S = 5  # the replication check's schedule in the scheduling test (prefect.yaml: 300)
+NGINX_PORT = BASE + 871  # the documented nginx in front of the server: TLS (+872: plain HTTP)
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,148 @@ def test_the_cli_reports_the_server_and_the_workers(topology: Topology) -> None:
         "dc": (True, "dc"),
         "drc": (True, "drc"),
     }
+
+
+def _documented_nginx() -> str:
+    """The nginx block of docs/production.md, as an operator copies it."""
+    text = (repo_root() / "docs" / "production.md").read_text()
+    blocks = text.split("```nginx\n")
+    assert len(blocks) == 2, "docs/production.md must hold exactly one ```nginx block"
+    return blocks[1].split("```", 1)[0]
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A throw-away certificate for prefect.drc.example.org and 127.0.0.1 (one day)."""
+    import ipaddress
+    from datetime import UTC, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "prefect.drc.example.org")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("prefect.drc.example.org"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    crt, pem = directory / "prefect.crt", directory / "prefect.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    os.chmod(pem, 0o600)
+    return crt, pem
+
+
+def test_the_documented_nginx_serves_only_the_ui_and_the_api_over_tls_in_front_of_the_server(
+    topology: Topology,
+) -> None:
+    """docs/production.md's nginx, with only this host's specifics replaced: `nginx -t` accepts
+    it, and in front of the lab's server it answers over TLS as the page says."""
+    import base64
+    import ssl
+
+    from drp.lab.procs import read_pidfile, terminate
+
+    # Beside the lab (a 0755 directory): nginx's workers run as nobody and must reach their
+    # temporary files.
+    site = topology.lab.cfg.root.parent / "nginx"
+    (site / "tmp").mkdir(parents=True)
+    os.chmod(site / "tmp", 0o777)
+    crt, key = _self_signed(site)
+    server_port = int(topology.api.rsplit(":", 1)[1].split("/")[0])
+    block = _documented_nginx()
+    specifics = {  # production's values -> this host's; each must be on the page
+        "listen 443 ssl http2;": f"listen 127.0.0.1:{NGINX_PORT} ssl http2;",
+        "listen 80;": f"listen 127.0.0.1:{NGINX_PORT + 1};",
+        "server 127.0.0.1:4200;": f"server 127.0.0.1:{server_port};",
+        "/etc/ssl/drp/prefect.crt": str(crt),
+        "/etc/ssl/drp/prefect.key": str(key),
+        "/var/log/nginx/": f"{site}/",
+        "allow 10.20.0.0/16;": "allow 127.0.0.1;",
+    }
+    for production, here in specifics.items():
+        assert production in block, f"docs/production.md's nginx no longer has {production!r}"
+        block = block.replace(production, here)
+    user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
+    temp = "".join(
+        f"    {kind}_temp_path {site}/tmp/{kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    conf = site / "nginx.conf"
+    conf.write_text(
+        f"{user}pid {site}/nginx.pid;\nerror_log {site}/error.log warn;\n"
+        f"events {{}}\nhttp {{\n{temp}{block}}}\n"
+    )
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    checked = subprocess.run(
+        [nginx, "-t", "-p", str(site), "-c", str(conf)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "syntax is ok" in checked.stderr and "test is successful" in checked.stderr
+
+    started = subprocess.run(
+        [nginx, "-p", str(site), "-c", str(conf)], capture_output=True, text=True
+    )
+    assert started.returncode == 0, started.stderr
+    try:
+        tls = ssl.create_default_context(cafile=str(crt))
+        https = f"https://127.0.0.1:{NGINX_PORT}"
+        credential = (
+            "Basic " + base64.b64encode(topology.orchestrator.auth_string().encode()).decode()
+        )
+
+        def get(path: str, authorization: str | None = None) -> tuple[int, bytes]:
+            request = urllib.request.Request(https + path)
+            if authorization:
+                request.add_header("Authorization", authorization)
+            try:
+                with urllib.request.urlopen(request, timeout=10, context=tls) as response:
+                    return response.status, response.read()
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.read()
+
+        assert get("/api/health") == (200, b"true")
+        assert get("/api/admin/version")[0] == 401
+        assert get("/api/admin/version", credential) == (200, b'"3.8.8"')
+        for hidden in ("/docs", "/redoc", "/openapi.json", "/api/docs", "/api/openapi.json"):
+            assert get(hidden, credential)[0] == 404, hidden
+        status, page = get("/")
+        assert status == 200 and b"<html" in page.lower()
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as plain:
+            opener.open(f"http://127.0.0.1:{NGINX_PORT + 1}/api/health", timeout=10)
+        assert plain.value.code == 301
+        assert plain.value.headers["Location"] == "https://127.0.0.1/api/health"
+    finally:
+        terminate(read_pidfile(site / "nginx.pid"), str(conf))  # the master, by its -c
 
 
 def test_a_short_schedule_from_prefect_yaml_gets_runs_from_the_scheduler_run_by_the_drc_worker(

@@ -248,10 +248,19 @@ def lock_problems(lock: Lock, inputs: Inputs, environment: Mapping[str, str]) ->
 
 
 def environment_problems(
-    lock: Lock, installed: Mapping[str, str], project: str = PROJECT
+    lock: Lock, installed: Mapping[str, str], python: str | None = None, project: str = PROJECT
 ) -> list[str]:
-    """The installed distributions (canonical name -> version) against the lock's pins."""
+    """The installed distributions (canonical name -> version) against the lock's pins, and
+    the interpreter against the one the lock was made for (markers such as
+    ``python_full_version < "3.11.3"`` decide what the tree holds)."""
     problems: list[str] = []
+    made_for = lock.header.get(PYTHON_KEY)
+    if python is not None and made_for and python != made_for:
+        problems.append(
+            f"the lock was made for Python {made_for}, this interpreter is {python} (hint: "
+            "create .venv with that Python, `PYTHON=/path/to/python3 make setup`, or make the "
+            "lock with this one: make lock)"
+        )
     for name, pin in sorted(lock.pins.items()):
         have = installed.get(name)
         if have is None:
@@ -388,7 +397,11 @@ def main(argv: Sequence[str]) -> int:
             print(pin.text.replace(" --hash", " \\\n    --hash"))
             return 0
         if command == "verify-env":
-            problems = environment_problems(lock, installed_distributions())
+            import platform
+
+            problems = environment_problems(
+                lock, installed_distributions(), platform.python_version()
+            )
             if problems:
                 return _fail(
                     problems,

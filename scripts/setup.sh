@@ -62,6 +62,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # The lock must be made from pyproject.toml as it is now (a dependency added without
   # `make lock` would otherwise be silently missing).
   "$PY" scripts/lockfile.py inputs-current
+  # ... and for this interpreter (markers such as python_full_version decide what it holds).
+  lock_python=$(sed -n 's/^# python: //p' requirements.lock)
+  venv_python=$(.venv/bin/python -c 'import platform; print(platform.python_version())')
+  if [ "$lock_python" != "$venv_python" ]; then
+    echo "setup: requirements.lock was made for Python $lock_python, .venv runs $venv_python" >&2
+    echo "setup: hint: rm -rf .venv && PYTHON=/path/to/python$lock_python make setup," \
+      "or lock for this one: make lock" >&2
+    exit 1
+  fi
   echo "setup: installing requirements.lock into .venv"
   rm -f "$stamp"
   # sync: exactly the lock (what is not in it is removed), every file checked against its hash.

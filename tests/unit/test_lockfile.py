@@ -170,3 +170,12 @@ def test_every_difference_of_the_environment_is_named() -> None:
         "six 1.16.0 is installed but not in the lock",
         "drp itself is not installed (editable)",
     ]
+
+
+def test_an_interpreter_other_than_the_locks_is_named() -> None:
+    inputs = _inputs([])
+    lock = _lock(inputs, {"setuptools": "84.2.1"})  # made for 3.11.7
+    installed = {"setuptools": "84.2.1", "drp": "0.1.0"}
+    assert lf.environment_problems(lock, installed, "3.11.7") == []
+    (problem,) = lf.environment_problems(lock, installed, "3.11.2")
+    assert problem.startswith("the lock was made for Python 3.11.7, this interpreter is 3.11.2")

@@ -74,6 +74,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing requirements.lock into .venv"
   rm -f "$stamp"
   # sync: exactly the lock (what is not in it is removed), every file checked against its hash.
+  # Bytecode compiled now (half a minute of CPU): where PYTHONDONTWRITEBYTECODE is set nothing
+  # is cached later, and every process (worker, flow run, pytest, drp) would compile Prefect
+  # again: about 2 s of CPU each.
   .venv/bin/uv pip sync --native-tls --quiet --python .venv/bin/python --require-hashes \
     --compile-bytecode requirements.lock
   # drp itself, editable, without dependencies (they are the lock's) and without a build

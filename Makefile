@@ -14,10 +14,10 @@ setup:
 # Regenerate requirements.lock from pyproject.toml on purpose (docs/dependencies.md): current
 # pins stay where they still fit; `make lock UPGRADE=1` moves everything to the newest allowed,
 # `make lock UPGRADE_PACKAGE="sqlalchemy alembic"` only those. Then set-up installs the new lock.
+LOCK_ARGS = $(if $(UPGRADE),--upgrade) $(foreach p,$(UPGRADE_PACKAGE),--upgrade-package $(p))
 lock:
 	@bash scripts/setup.sh --tools
-	$(BIN)/python scripts/lockfile.py compile $(if $(UPGRADE),--upgrade) \
-		$(foreach p,$(UPGRADE_PACKAGE),--upgrade-package $(p))
+	$(BIN)/python scripts/lockfile.py compile $(strip $(LOCK_ARGS))
 	@bash scripts/setup.sh
 
 # Two processes (pytest-xdist): most of the suite waits on servers, Ansible and Prefect. A module's

@@ -6,9 +6,18 @@ DRP := $(BIN)/drp
 LAB_RUNBOOK ?= runbooks/lab.yaml
 
 .PHONY: setup test lint format unit integration drill lab-up lab-status lab-down ui bench
-.PHONY: server workers deploy server-down
+.PHONY: server workers deploy server-down lock
 
 setup:
+	@bash scripts/setup.sh
+
+# Regenerate requirements.lock from pyproject.toml on purpose (docs/dependencies.md): current
+# pins stay where they still fit; `make lock UPGRADE=1` moves everything to the newest allowed,
+# `make lock UPGRADE_PACKAGE="sqlalchemy alembic"` only those. Then set-up installs the new lock.
+LOCK_ARGS = $(if $(UPGRADE),--upgrade) $(foreach p,$(UPGRADE_PACKAGE),--upgrade-package $(p))
+lock:
+	@bash scripts/setup.sh --tools
+	$(BIN)/python scripts/lockfile.py compile $(strip $(LOCK_ARGS))
 	@bash scripts/setup.sh
 
 # Two processes (pytest-xdist): most of the suite waits on servers, Ansible and Prefect. A module's
@@ -63,8 +72,10 @@ lab-down: setup
 
 # The production topology on the lab (docs/production.md). `make ui`: Prefect's server on
 # PostgreSQL (database `prefect` in the lab's ops-db) with its UI on http://127.0.0.1:4200, in the
-# background; `make workers`: a process worker per site (pools dc, drc); `make deploy`: every
-# deployment of prefect.yaml; `make server-down` stops workers and server.
+# background, behind Prefect's basic auth (the credential: .lab/secrets/prefect-api-auth);
+# `make workers`: a process worker per site (pools dc, drc); `make deploy`: every deployment of
+# prefect.yaml (`drp server exec` gives prefect the address and credential); `make server-down`
+# stops workers and server.
 PREFECT_PORT ?= 4200
 ui: setup
 	$(DRP) lab up
@@ -76,7 +87,7 @@ workers: server
 	$(DRP) workers up
 
 deploy: workers
-	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect --no-prompt deploy --all
+	$(DRP) server exec -- $(BIN)/prefect --no-prompt deploy --all
 
 server-down: setup
 	$(DRP) workers down

@@ -76,7 +76,7 @@ def up_orchestrator(lab: Lab, server_port: int) -> tuple[Orchestrator, str]:
     proc = subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--name", "failover"],
         cwd=REPO,
-        env={**os.environ, "PREFECT_API_URL": api},
+        env={**os.environ, **orch.client_env()},  # the server's address and credential
         capture_output=True,
         text=True,
         timeout=180,
@@ -142,7 +142,7 @@ def main() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="drp-bench-prefect-"))
     os.environ.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     root = Path(tempfile.mkdtemp(prefix="drp-bench-deploy-", dir="/tmp"))
     os.chmod(root, 0o755)
@@ -158,7 +158,9 @@ def main() -> None:
             for way, timed in (("deployment", time_deployment), ("in-process", time_in_process)):
                 lab = fresh(root, args.port_base)
                 orch, api = up_orchestrator(lab, args.server_port)
-                with temporary_settings(updates={PREFECT_API_URL: api}):
+                auth = orch.client_env()["PREFECT_API_AUTH_STRING"]
+                updates = {PREFECT_API_URL: api, PREFECT_API_AUTH_STRING: auth}
+                with temporary_settings(updates=updates):
                     results[way].append(timed(evidence))
                 down_orchestrator(orch)
                 orch = None

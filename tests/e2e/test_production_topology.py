@@ -1,10 +1,13 @@
-"""The production topology on the lab: Prefect's server on PostgreSQL, a process worker per site,
-flows deployed from prefect.yaml — and losing the DC does not lose the orchestrator.
+"""The production topology on the lab: Prefect's server on PostgreSQL behind its basic auth, a
+process worker per site, flows deployed from prefect.yaml, schedules that fire — and losing the DC
+does not lose the orchestrator.
 
 One lab, one server and two workers for the whole module (they cost about 20 s to bring up). The
 server's database is the lab's ops-db (database ``prefect``); the workers are started with
 ``drp workers up``'s code and stopped by ``drp lab break dc-power-loss`` as the DC's processes
-are.
+are. The server's scheduler loops every 2 s here (Prefect's default is 60 s) so that the
+scheduling test takes seconds; every client of the server, this test process included, sends the
+lab's credential (``Orchestrator.client_env``).
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ import contextvars
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,7 @@ from drp.lab.config import repo_root
 from drp.lab.core import Lab
 from drp.lab.procs import pid_alive
 from drp.ledger import read_records, verify_ledger
+from drp.polling import poll
 from drp.prefect_server import Orchestrator
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +49,9 @@ BASE = int(os.environ.get("DRP_TEST_PORT_BASE", "26400"))
 LAB_PORT_BASE = BASE + 400  # the e2e labs' ports (one lab at a time in a session)
 SERVER_PORT = BASE + 870  # this module's Prefect server (tests/conftest.py lists the ranges)
 USED_DEPLOYMENTS = ("failover",)
+SCHEDULER_LOOP_S = 2  # the server's scheduler loop (Prefect's default: 60 s)
+SHORT_INTERVAL_S = 5  # the replication check's schedule in the scheduling test (prefect.yaml: 300)
+NGINX_PORT = BASE + 871  # the documented nginx in front of the server: TLS (+872: plain HTTP)
 
 
 @dataclass(frozen=True)
@@ -51,10 +62,11 @@ class Topology:
     evidence: Path
 
 
-def _deploy(api: str, names: tuple[str, ...]) -> str:
-    """``prefect --no-prompt deploy`` of the named deployments of the repository's prefect.yaml,
-    as an operator runs it (only those whose flow file exists: some land later)."""
-    spec = yaml.safe_load((repo_root() / "prefect.yaml").read_text())
+def _deploy(orch: Orchestrator, names: tuple[str, ...], prefect_file: Path | None = None) -> str:
+    """``prefect --no-prompt deploy`` of the named deployments of the repository's prefect.yaml
+    (or of a copy with changes), as an operator runs it: with the server's address and
+    credential in the environment (only those whose flow file exists: some land later)."""
+    spec = yaml.safe_load((prefect_file or repo_root() / "prefect.yaml").read_text())
     present = [
         d["name"]
         for d in spec["deployments"]
@@ -62,9 +74,11 @@ def _deploy(api: str, names: tuple[str, ...]) -> str:
     ]
     assert present == list(names), f"missing flow files for {set(names) - set(present)}"
     args = [sys.executable, "-m", "prefect", "--no-prompt", "deploy"]
+    if prefect_file is not None:
+        args += ["--prefect-file", str(prefect_file)]
     for name in present:
         args += ["--name", name]
-    env = {**os.environ, "PREFECT_API_URL": api}
+    env = {**os.environ, **orch.client_env()}
     proc = subprocess.run(
         args, cwd=repo_root(), env=env, capture_output=True, text=True, timeout=180
     )
@@ -74,7 +88,7 @@ def _deploy(api: str, names: tuple[str, ...]) -> str:
 
 @pytest.fixture(scope="module")
 def topology() -> Iterator[Topology]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     root = Path(tempfile.mkdtemp(prefix="drp-e2e-topology-", dir="/tmp"))
     os.chmod(root, 0o755)
@@ -88,14 +102,23 @@ def topology() -> Iterator[Topology]:
         # The real path: every lab host over SSH with host-key checking (inventory/lab-ssh.yml).
         mp.setenv("DRP_LAB_INVENTORY", "ssh")
         mp.delenv("PREFECT_API_URL", raising=False)
+        mp.delenv("PREFECT_API_AUTH_STRING", raising=False)
         mp.delenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", raising=False)
+        # The server reads these from the environment it is started in.
+        mp.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", str(SCHEDULER_LOOP_S))
+        mp.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS", "6")  # not 100 runs ahead
         orch = Orchestrator(lab)
         try:
             lab.up()
             server = orch.server_up(port=SERVER_PORT)
             orch.workers_up(poll_s=1.0)
-            _deploy(server["api"], USED_DEPLOYMENTS)
-            with temporary_settings(updates={PREFECT_API_URL: server["api"]}):
+            _deploy(orch, USED_DEPLOYMENTS)
+            client = orch.client_env()
+            updates = {
+                PREFECT_API_URL: client["PREFECT_API_URL"],
+                PREFECT_API_AUTH_STRING: client["PREFECT_API_AUTH_STRING"],
+            }
+            with temporary_settings(updates=updates):
                 yield Topology(lab, orch, server["api"], evidence)
         finally:
             orch.workers_down()
@@ -120,12 +143,45 @@ def test_the_server_keeps_its_state_in_postgresql_and_each_site_has_a_worker(
     )
     assert ("failover", "drc") in rows
     assert pg.query(prefect_db, "SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")
-    # The password never reaches the state file, the logs or the orchestrator's ledger.
+    # The database password and the API credential never reach the state file, the logs or the
+    # orchestrator's ledger; the credential's file is the owner's alone.
     password = topology.lab.password()
+    auth = topology.orchestrator.auth_string()
+    credential = auth.partition(":")[2]
     places = [topology.lab.cfg.state_file, *topology.lab.cfg.logs.glob("*.log")]
     places += list((topology.evidence / "platform").rglob("*.jsonl"))
-    assert all(password not in p.read_text(errors="replace") for p in places)
+    for place in places:
+        text = place.read_text(errors="replace")
+        assert password not in text and credential not in text, place
+    assert stat.S_IMODE(topology.orchestrator.auth_file.stat().st_mode) == 0o600
     assert verify_ledger(topology.evidence / "platform" / "orchestrator").ok
+
+
+def _get(url: str, authorization: str | None) -> int:
+    request = urllib.request.Request(url, method="GET")
+    if authorization is not None:
+        request.add_header("Authorization", authorization)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_the_server_refuses_a_request_without_the_lab_credential(topology: Topology) -> None:
+    import base64
+
+    url = f"{topology.api}/admin/version"
+    wrong = "Basic " + base64.b64encode(b"drp:not-the-credential").decode()
+    right = "Basic " + base64.b64encode(topology.orchestrator.auth_string().encode()).decode()
+    assert _get(url, None) == 401
+    assert _get(url, wrong) == 401
+    assert _get(url, right) == 200
+    assert _get(f"{topology.api}/health", None) == 200  # Prefect keeps the probe open
+    assert topology.orchestrator.client_env() == {
+        "PREFECT_API_URL": topology.api,
+        "PREFECT_API_AUTH_STRING": topology.orchestrator.auth_string(),
+    }
 
 
 def test_the_cli_reports_the_server_and_the_workers(topology: Topology) -> None:
@@ -147,6 +203,212 @@ def test_the_cli_reports_the_server_and_the_workers(topology: Topology) -> None:
         "dc": (True, "dc"),
         "drc": (True, "drc"),
     }
+
+
+def _documented_nginx() -> str:
+    """The nginx block of docs/production.md, as an operator copies it."""
+    text = (repo_root() / "docs" / "production.md").read_text()
+    blocks = text.split("```nginx\n")
+    assert len(blocks) == 2, "docs/production.md must hold exactly one ```nginx block"
+    return blocks[1].split("```", 1)[0]
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A throw-away certificate for prefect.drc.example.org and 127.0.0.1 (one day)."""
+    import ipaddress
+    from datetime import UTC, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "prefect.drc.example.org")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("prefect.drc.example.org"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    crt, pem = directory / "prefect.crt", directory / "prefect.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    os.chmod(pem, 0o600)
+    return crt, pem
+
+
+def test_the_documented_nginx_serves_only_the_ui_and_the_api_over_tls_in_front_of_the_server(
+    topology: Topology,
+) -> None:
+    """docs/production.md's nginx, with only this host's specifics replaced: `nginx -t` accepts
+    it, and in front of the lab's server it answers over TLS as the page says."""
+    import base64
+    import ssl
+
+    from drp.lab.procs import read_pidfile, terminate
+
+    # Beside the lab (a 0755 directory): nginx's workers run as nobody and must reach their
+    # temporary files.
+    site = topology.lab.cfg.root.parent / "nginx"
+    (site / "tmp").mkdir(parents=True)
+    os.chmod(site / "tmp", 0o777)
+    crt, key = _self_signed(site)
+    server_port = int(topology.api.rsplit(":", 1)[1].split("/")[0])
+    block = _documented_nginx()
+    specifics = {  # production's values -> this host's; each must be on the page
+        "listen 443 ssl http2;": f"listen 127.0.0.1:{NGINX_PORT} ssl http2;",
+        "listen 80;": f"listen 127.0.0.1:{NGINX_PORT + 1};",
+        "server 127.0.0.1:4200;": f"server 127.0.0.1:{server_port};",
+        "/etc/ssl/drp/prefect.crt": str(crt),
+        "/etc/ssl/drp/prefect.key": str(key),
+        "/var/log/nginx/": f"{site}/",
+        "allow 10.20.0.0/16;": "allow 127.0.0.1;",
+    }
+    for production, here in specifics.items():
+        assert production in block, f"docs/production.md's nginx no longer has {production!r}"
+        block = block.replace(production, here)
+    user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
+    temp = "".join(
+        f"    {kind}_temp_path {site}/tmp/{kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    conf = site / "nginx.conf"
+    conf.write_text(
+        f"{user}pid {site}/nginx.pid;\nerror_log {site}/error.log warn;\n"
+        f"events {{}}\nhttp {{\n{temp}{block}}}\n"
+    )
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    checked = subprocess.run(
+        [nginx, "-t", "-p", str(site), "-c", str(conf)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "syntax is ok" in checked.stderr and "test is successful" in checked.stderr
+
+    started = subprocess.run(
+        [nginx, "-p", str(site), "-c", str(conf)], capture_output=True, text=True
+    )
+    assert started.returncode == 0, started.stderr
+    try:
+        tls = ssl.create_default_context(cafile=str(crt))
+        https = f"https://127.0.0.1:{NGINX_PORT}"
+        credential = (
+            "Basic " + base64.b64encode(topology.orchestrator.auth_string().encode()).decode()
+        )
+
+        def get(path: str, authorization: str | None = None) -> tuple[int, bytes]:
+            request = urllib.request.Request(https + path)
+            if authorization:
+                request.add_header("Authorization", authorization)
+            try:
+                with urllib.request.urlopen(request, timeout=10, context=tls) as response:
+                    return response.status, response.read()
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.read()
+
+        assert get("/api/health") == (200, b"true")
+        assert get("/api/admin/version")[0] == 401
+        assert get("/api/admin/version", credential) == (200, b'"3.8.8"')
+        for hidden in ("/docs", "/redoc", "/openapi.json", "/api/docs", "/api/openapi.json"):
+            assert get(hidden, credential)[0] == 404, hidden
+        status, page = get("/")
+        assert status == 200 and b"<html" in page.lower()
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as plain:
+            opener.open(f"http://127.0.0.1:{NGINX_PORT + 1}/api/health", timeout=10)
+        assert plain.value.code == 301
+        assert plain.value.headers["Location"] == "https://127.0.0.1/api/health"
+    finally:
+        terminate(read_pidfile(site / "nginx.pid"), str(conf))  # the master, by its -c
+
+
+def test_a_short_schedule_from_prefect_yaml_gets_runs_from_the_scheduler_run_by_the_drc_worker(
+    topology: Topology, tmp_path: Path
+) -> None:
+    """prefect.yaml's replication-check with its schedule shortened to every few seconds: the
+    server's scheduler (on PostgreSQL, with the lock's SQLAlchemy) creates its runs, keeps
+    creating them loop after loop, and the DRC's worker runs them to completion; `drp server
+    status` reports the scheduler healthy. Deleting the deployment leaves it idle."""
+    from prefect.client.orchestration import get_client
+    from typer.testing import CliRunner
+
+    from drp.cli import app
+
+    spec = yaml.safe_load((repo_root() / "prefect.yaml").read_text())
+    (check,) = [d for d in spec["deployments"] if d["name"] == "replication-check"]
+    assert check["schedules"] == [{"interval": 300}]
+    check["schedules"] = [{"interval": SHORT_INTERVAL_S}]
+    shortened = tmp_path / "prefect.yaml"
+    shortened.write_text(yaml.safe_dump(spec, sort_keys=False))
+    _deploy(topology.orchestrator, ("replication-check",), prefect_file=shortened)
+    status_cmd = ["server", "status", "--root", str(topology.lab.cfg.root), "--json"]
+    try:
+
+        def observe() -> list[Any]:
+            return [r for r in _flow_runs_of("replication-check") if r.auto_scheduled]
+
+        def enough(runs: list[Any]) -> bool:
+            """Two runs done, and runs created at least one interval apart: the scheduler
+            kept topping the schedule up, loop after loop, not only once at the deploy."""
+            completed = [r for r in runs if r.state_type.value == "COMPLETED"]
+            created = [r.created for r in runs]
+            spread = (max(created) - min(created)).total_seconds() if created else 0.0
+            return len(completed) >= 2 and spread >= SHORT_INTERVAL_S
+
+        done, runs = poll(observe, enough, timeout=240, interval=1.0)
+        seen = sorted((r.state_type.value, str(r.created)) for r in runs)
+        assert done, f"auto-scheduled runs after 240 s: {seen}"
+        completed = [r for r in runs if r.state_type.value == "COMPLETED"]
+        assert {r.work_pool_name for r in completed} == {"drc"}
+        drc_log = (topology.lab.cfg.logs / "worker-drc.log").read_text(errors="replace")
+        assert all(str(r.id) in drc_log for r in completed)
+        assert all(r.parameters == {"runbook": "runbooks/lab.yaml"} for r in completed)
+
+        result = CliRunner().invoke(app, status_cmd)
+        assert result.exit_code == 0, result.output
+        scheduler = json.loads(result.output)["scheduler"]
+        assert scheduler["state"] == "healthy" and scheduler["ok"], scheduler
+        assert scheduler["settings"]["loop_seconds"] == SCHEDULER_LOOP_S
+        (row,) = scheduler["deployments"]
+        assert row["deployment"] == "replication-check/replication-check"
+        assert row["schedules"] == [f"every {SHORT_INTERVAL_S} s"] and row["upcoming"] >= 1
+        assert row["last_auto_run"]["state"] in ("COMPLETED", "RUNNING", "FAILED")
+        newest = scheduler["newest_auto_scheduled"]
+        assert newest["deployment"] == row["deployment"]
+        assert datetime.fromisoformat(newest["created"]) >= max(r.created for r in runs)
+        assert scheduler["log_errors"]["count"] == 0
+    finally:
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name("replication-check/replication-check")
+            client.delete_deployment(deployment.id)
+    idle = CliRunner().invoke(app, status_cmd)
+    assert idle.exit_code == 0, idle.output
+    assert json.loads(idle.output)["scheduler"]["state"] == "idle"
 
 
 def test_ten_replication_checks_at_once_complete_without_database_is_locked(

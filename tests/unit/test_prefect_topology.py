@@ -159,3 +159,69 @@ def test_server_status_without_a_server_says_how_to_start_one(tmp_path: Path) ->
     result = CliRunner().invoke(app, ["server", "status", "--root", str(tmp_path)])
     assert result.exit_code == 1
     assert "drp server up" in result.output
+
+
+# -- authentication -------------------------------------------------------------------------------
+def test_the_server_requires_the_credential_and_passes_it_only_in_its_environment(
+    tmp_path: Path,
+) -> None:
+    url = ps.database_url("127.0.0.1", 25403, "drp", "s3cret", "prefect")
+    env = ps.server_env(url, "127.0.0.1", 4200, tmp_path, auth="drp:t0ken-Abc_1")
+    assert env["PREFECT_SERVER_API_AUTH_STRING"] == "drp:t0ken-Abc_1"
+    assert env["PREFECT_API_AUTH_STRING"] == "drp:t0ken-Abc_1"  # its own services are clients
+    assert not any("t0ken" in a for a in ps.server_command("/tmp/lab", "127.0.0.1", 4200))
+    assert "PREFECT_SERVER_API_AUTH_STRING" not in ps.server_env(url, "127.0.0.1", 4200, tmp_path)
+
+
+@pytest.mark.parametrize("bad", ["no-colon", ":password", "user:", "user:with space"])
+def test_a_credential_that_is_not_user_colon_password_is_refused(bad: str, tmp_path: Path) -> None:
+    url = ps.database_url("127.0.0.1", 25403, "drp", "s3cret", "prefect")
+    with pytest.raises(ps.PrefectServerError, match="must be 'user:password' without spaces"):
+        ps.server_env(url, "127.0.0.1", 4200, tmp_path, auth=bad)
+
+
+def test_a_worker_and_its_flow_runs_get_the_client_credential_not_the_servers(
+    tmp_path: Path,
+) -> None:
+    base = {"PREFECT_SERVER_API_AUTH_STRING": "x:y", "PREFECT_API_AUTH_STRING": "old:one"}
+    env = ps.worker_env("http://127.0.0.1:4200/api", tmp_path, Path("/srv/drp"), 2.0, base,
+                        auth="drp:t0ken")  # fmt: skip
+    assert env["PREFECT_API_AUTH_STRING"] == "drp:t0ken"
+    assert "PREFECT_SERVER_API_AUTH_STRING" not in env
+    assert ps.client_env("http://h/api", "drp:t0ken") == {
+        "PREFECT_API_URL": "http://h/api",
+        "PREFECT_API_AUTH_STRING": "drp:t0ken",
+    }
+    assert ps.client_env("http://h/api", None) == {"PREFECT_API_URL": "http://h/api"}
+
+
+def test_every_request_carries_basic_auth_as_prefect_checks_it() -> None:
+    import base64
+
+    header = ps.basic_auth_header("drp:t0ken")
+    assert header == "Basic " + base64.b64encode(b"drp:t0ken").decode()
+
+
+def test_the_lab_credential_is_generated_once_into_a_private_file(tmp_path: Path) -> None:
+    import stat
+
+    from drp.lab.core import Lab
+    from drp.prefect_server import Orchestrator
+
+    orch = Orchestrator(Lab.from_env(root=tmp_path / "lab", port_base=11400))
+    first = orch.auth_string()
+    assert first.startswith("drp:") and len(first) > 30
+    assert orch.auth_string() == first
+    assert orch.auth_file == tmp_path / "lab" / "secrets" / "prefect-api-auth"
+    assert stat.S_IMODE(orch.auth_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(orch.auth_file.parent.stat().st_mode) == 0o700
+
+
+def test_server_exec_without_a_command_says_how(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["server", "exec", "--root", str(tmp_path)])
+    assert result.exit_code == 2 and "drp server exec --" in result.output
+
+
+def test_server_exec_without_a_server_says_how_to_start_one(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["server", "exec", "--root", str(tmp_path), "--", "true"])
+    assert result.exit_code == 1 and "drp server up" in result.output

@@ -13,22 +13,30 @@ Commands as data, like the other adapters: :func:`server_command`, :func:`server
 say where the log is when they fail. Every process carries the lab root on its command line
 (``--owner``), so it is only ever signalled after checking that (a recycled pid is never killed).
 
-Secrets: the database password travels only in the server's environment (never on a command
-line, in a log line, in a state file or in output); :func:`redact_url` is what is shown.
+Authentication: the server runs with Prefect's own basic auth (``PREFECT_SERVER_API_AUTH_STRING``,
+``user:password``); every client (the workers, their flow runs, ``prefect`` commands, and every
+HTTP call made here, with ``auth=``) sends ``PREFECT_API_AUTH_STRING``. Only ``/api/health``
+answers without it (Prefect keeps it open for probes).
+
+Secrets: the database password and the API credential travel only in the processes'
+environments (never on a command line, in a log line, in a state file or in output);
+:func:`redact_url` is what is shown.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import socket
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,10 +113,27 @@ def server_command(owner: str, host: str, port: int) -> list[str]:
     return _wrapped(owner, ["server", "start", "--host", host, "--port", str(port)])
 
 
+def check_auth_string(auth: str) -> None:
+    """Prefect's basic auth wants ``user:password``; refuse anything else before a server starts
+    that no client could log in to."""
+    user, sep, password = auth.partition(":")
+    if not sep or not user or not password or any(c.isspace() for c in auth):
+        raise PrefectServerError(
+            "the Prefect API credential must be 'user:password' without spaces "
+            "(hint: PREFECT_SERVER_API_AUTH_STRING=drp:$(openssl rand -base64 24))"
+        )
+
+
 def server_env(
-    database: str, host: str, port: int, home: Path, base: Mapping[str, str] | None = None
+    database: str,
+    host: str,
+    port: int,
+    home: Path,
+    base: Mapping[str, str] | None = None,
+    auth: str | None = None,
 ) -> dict[str, str]:
-    """The server's settings: PostgreSQL, loopback, no analytics, its own PREFECT_HOME."""
+    """The server's settings: PostgreSQL, loopback, no analytics, its own PREFECT_HOME, and the
+    API credential it requires (its own services are clients too: they send it)."""
     check_database_url(database)
     env = dict(base or {})
     env.update(
@@ -121,6 +146,18 @@ def server_env(
         PREFECT_SERVER_API_HOST=host,
         PREFECT_SERVER_API_PORT=str(port),
     )
+    if auth is not None:
+        check_auth_string(auth)
+        env.update(PREFECT_SERVER_API_AUTH_STRING=auth, PREFECT_API_AUTH_STRING=auth)
+    return env
+
+
+def client_env(api: str, auth: str | None) -> dict[str, str]:
+    """What a Prefect client needs to reach the server: its address and, when the server asks
+    for one, the credential."""
+    env = {"PREFECT_API_URL": api}
+    if auth is not None:
+        env["PREFECT_API_AUTH_STRING"] = auth
     return env
 
 
@@ -143,14 +180,18 @@ def worker_env(
     repo_root: Path,
     poll_s: float = DEFAULT_WORKER_POLL_S,
     base: Mapping[str, str] | None = None,
+    auth: str | None = None,
 ) -> dict[str, str]:
     """A worker's settings. Flow runs inherit them: ``DRP_REPO_ROOT`` is where prefect.yaml's
     pull step sets the working directory (the checkout on the worker's host); DRP_LAB_ROOT and
-    DRP_EVIDENCE_DIR pass through from the caller's environment."""
+    DRP_EVIDENCE_DIR pass through from the caller's environment; the API credential reaches the
+    flow runs the same way."""
     env = dict(base or {})
     env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)  # a worker never needs it
+    env.pop("PREFECT_SERVER_API_AUTH_STRING", None)  # the server's setting, not a client's
+    env.pop("PREFECT_API_AUTH_STRING", None)
+    env.update(client_env(api, auth))
     env.update(
-        PREFECT_API_URL=api,
         PREFECT_HOME=str(home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_WORKER_QUERY_SECONDS=f"{poll_s:g}",
@@ -161,11 +202,20 @@ def worker_env(
 
 
 # -- HTTP to the server -----------------------------------------------------------------------
-def _request(method: str, url: str, body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:
+def basic_auth_header(auth: str) -> str:
+    """The ``Authorization`` value Prefect's server checks for ``user:password``."""
+    return "Basic " + base64.b64encode(auth.encode("utf-8")).decode("ascii")
+
+
+def _request(
+    method: str, url: str, body: Any = None, timeout: float = 5.0, auth: str | None = None
+) -> tuple[int, Any]:
+    """(HTTP status, JSON body); status 0 when the server could not be reached."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if auth is not None:
+        headers["Authorization"] = basic_auth_header(auth)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
@@ -180,29 +230,47 @@ def _request(method: str, url: str, body: Any = None, timeout: float = 5.0) -> t
 
 
 def healthy(api: str) -> bool:
+    """The server answers (``/api/health`` needs no credential)."""
     status, body = _request("GET", f"{api}/health", timeout=2.0)
     return status == 200 and body is True
 
 
-def server_version(api: str) -> str | None:
-    status, body = _request("GET", f"{api}/admin/version", timeout=2.0)
+def access(api: str, auth: str | None) -> int:
+    """HTTP status of an authenticated read: 200 when the credential is accepted, 401 when the
+    server refuses it, 0 when it does not answer."""
+    return _request("GET", f"{api}/admin/version", timeout=2.0, auth=auth)[0]
+
+
+def server_version(api: str, auth: str | None = None) -> str | None:
+    status, body = _request("GET", f"{api}/admin/version", timeout=2.0, auth=auth)
     return str(body) if status == 200 else None
 
 
-def ensure_work_pool(api: str, name: str, description: str) -> bool:
+def _refused(status: int, api: str) -> str:
+    if status == 401:
+        return (
+            f"the Prefect server at {api} refused the credential (HTTP 401; hint: the client "
+            "needs PREFECT_API_AUTH_STRING as the server's PREFECT_SERVER_API_AUTH_STRING)"
+        )
+    return f"HTTP {status} from {api} (hint: is the server up? drp server status)"
+
+
+def ensure_work_pool(api: str, name: str, description: str, auth: str | None = None) -> bool:
     """Create process work pool ``name`` unless it exists; True when it was created."""
     from prefect.workers.process import ProcessWorker
 
-    status, _ = _request("GET", f"{api}/work_pools/{name}")
+    status, _ = _request("GET", f"{api}/work_pools/{name}", auth=auth)
     if status == 200:
         return False
+    if status == 401:
+        raise PrefectServerError(_refused(status, api))
     body = {
         "name": name,
         "type": "process",
         "description": description,
         "base_job_template": ProcessWorker.get_default_base_job_template(),
     }
-    status, answer = _request("POST", f"{api}/work_pools/", body)
+    status, answer = _request("POST", f"{api}/work_pools/", body, auth=auth)
     if status in (200, 201):
         return True
     if status == 409:  # created meanwhile by someone else: fine
@@ -213,9 +281,9 @@ def ensure_work_pool(api: str, name: str, description: str) -> bool:
     )
 
 
-def pool_workers(api: str, pool: str) -> list[dict[str, Any]]:
+def pool_workers(api: str, pool: str, auth: str | None = None) -> list[dict[str, Any]]:
     """The workers the server knows for ``pool``: name, status, last heartbeat."""
-    status, body = _request("POST", f"{api}/work_pools/{pool}/workers/filter", {})
+    status, body = _request("POST", f"{api}/work_pools/{pool}/workers/filter", {}, auth=auth)
     return list(body) if status == 200 and isinstance(body, list) else []
 
 
@@ -224,6 +292,196 @@ def _heartbeat_after(worker: Mapping[str, Any], since: datetime) -> bool:
     if not raw:
         return False
     return datetime.fromisoformat(str(raw).replace("Z", "+00:00")) >= since
+
+
+# -- the scheduler ----------------------------------------------------------------------------
+def scheduler_settings() -> dict[str, Any]:
+    """The scheduler settings a server started from this environment runs with (Prefect's own
+    settings model reads ``PREFECT_SERVER_SERVICES_SCHEDULER_*`` and applies its defaults)."""
+    from prefect.settings.models.server.services import ServerServicesSchedulerSettings
+
+    current = ServerServicesSchedulerSettings()
+    return {
+        "enabled": bool(current.enabled),
+        "loop_seconds": float(current.loop_seconds),
+        "max_scheduled_time_s": current.max_scheduled_time.total_seconds(),
+    }
+
+
+_LOG_RECORD = re.compile(
+    r"^(?P<time>\d{2}:\d{2}:\d{2}\.\d{3}) \| (?P<level>[A-Z]+)\s*\| (?P<logger>\S+) - (?P<msg>.*)$"
+)
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:: .*)?$")
+SCHEDULER_TASKS = ("schedule_deployments", "schedule_recent_deployments")
+"""Prefect 3.8 runs its scheduler as docket tasks with these names; an error in one is logged
+by ``docket.dependencies`` with the task's name, followed by the traceback."""
+SCHEDULER_LOGGERS = ("prefect.server.services.scheduler",)
+
+
+def scheduler_errors(lines: Iterable[str]) -> tuple[int, str | None]:
+    """(number of scheduler errors, the last one in a line: its time, task and the exception
+    that ends its traceback) in lines of a Prefect server's log."""
+    count = 0
+    last: str | None = None
+    head: str | None = None  # "HH:MM:SS.mmm task" of the error being read
+    exception: str | None = None
+
+    def close() -> None:
+        nonlocal last, head, exception
+        if head is not None:
+            last = f"{head}: {exception}" if exception else head
+        head, exception = None, None
+
+    for raw in lines:
+        line = raw.rstrip("\n")
+        record = _LOG_RECORD.match(line)
+        if record:
+            close()
+            if record["level"] not in ("ERROR", "CRITICAL"):
+                continue
+            task = next((t for t in SCHEDULER_TASKS if f"{t}()" in record["msg"]), None)
+            if task is None and record["logger"] not in SCHEDULER_LOGGERS:
+                continue
+            count += 1
+            head = f"{record['time']} {task or record['logger']}"
+            continue
+        if head is not None and _EXCEPTION_LINE.match(line):
+            exception = line[:300]
+    close()
+    return count, last
+
+
+def read_log_since(log: Path, offset: int) -> list[str]:
+    """The lines a log got from byte ``offset`` on (what one server wrote since it started)."""
+    try:
+        with log.open("rb") as fh:
+            fh.seek(offset if offset <= log.stat().st_size else 0)
+            return fh.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def _when(raw: Any) -> datetime | None:
+    if not raw:
+        return None
+    return datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+
+
+def describe_schedule(schedule: Mapping[str, Any]) -> str:
+    """``every 300 s``, ``cron 0 4 * * * (Asia/Jakarta)``, ``rrule ...``."""
+    tz = f" ({schedule['timezone']})" if schedule.get("timezone") else ""
+    if "interval" in schedule:
+        return f"every {float(schedule['interval']):g} s"
+    if "cron" in schedule:
+        return f"cron {schedule['cron']}{tz}"
+    if "rrule" in schedule:
+        return f"rrule {schedule['rrule']}{tz}"
+    return json.dumps(dict(schedule), sort_keys=True)
+
+
+def next_schedule_date(schedules: Sequence[Mapping[str, Any]], now: datetime) -> datetime | None:
+    """The earliest next date of these schedules from ``now``, computed by Prefect's own
+    schedule classes (the ones its scheduler uses)."""
+    from prefect.server.schemas.schedules import SCHEDULE_TYPES
+    from pydantic import TypeAdapter
+
+    adapter: TypeAdapter[Any] = TypeAdapter(SCHEDULE_TYPES)
+    dates: list[datetime] = []
+    for schedule in schedules:
+        parsed = adapter.validate_python(dict(schedule))
+        dates += [d for d in parsed._get_dates_generator(n=1, start=now)]
+    return min(dates) if dates else None
+
+
+def scheduled_deployments(api: str, auth: str | None = None) -> list[dict[str, Any]]:
+    """Deployments that are not paused and have at least one active schedule: id, full name
+    (flow/deployment), the active schedules, and when they last changed."""
+    status, body = _request("POST", f"{api}/deployments/filter", {"limit": 200}, auth=auth)
+    if status != 200 or not isinstance(body, list):
+        raise PrefectServerError(f"could not list deployments: {_refused(status, api)}")
+    chosen = [
+        d
+        for d in body
+        if not d.get("paused") and any(s.get("active") for s in d.get("schedules") or [])
+    ]
+    flow_ids = sorted({str(d["flow_id"]) for d in chosen})
+    names: dict[str, str] = {}
+    if flow_ids:
+        status, flows = _request(
+            "POST", f"{api}/flows/filter", {"flows": {"id": {"any_": flow_ids}}}, auth=auth
+        )
+        if status == 200 and isinstance(flows, list):
+            names = {str(f["id"]): str(f["name"]) for f in flows}
+    out: list[dict[str, Any]] = []
+    for d in chosen:
+        active = [s for s in d["schedules"] if s.get("active")]
+        changed = [w for w in (_when(s.get("updated")) for s in active) if w is not None]
+        out.append(
+            {
+                "id": str(d["id"]),
+                "name": f"{names.get(str(d['flow_id']), '?')}/{d['name']}",
+                "schedules": [s["schedule"] for s in active],
+                "changed": max(changed) if changed else None,
+            }
+        )
+    return sorted(out, key=lambda d: d["name"])
+
+
+def _runs(api: str, auth: str | None, body: dict[str, Any]) -> list[dict[str, Any]]:
+    status, found = _request("POST", f"{api}/flow_runs/filter", body, auth=auth)
+    return list(found) if status == 200 and isinstance(found, list) else []
+
+
+def deployment_runs(
+    api: str, deployment_id: str, now: datetime, auth: str | None = None
+) -> dict[str, Any]:
+    """What the scheduler made of one deployment: upcoming runs (scheduled, expected after
+    ``now``), the next one, overdue ones (scheduled, due over a minute ago: no worker took
+    them), when the newest auto-scheduled run was created, and the last one that started."""
+    deployment = {"id": {"any_": [deployment_id]}}
+    scheduled = {"type": {"any_": ["SCHEDULED"]}}
+    upcoming_filter = {
+        "deployments": deployment,
+        "flow_runs": {"state": scheduled, "expected_start_time": {"after_": now.isoformat()}},
+    }
+    status, upcoming = _request("POST", f"{api}/flow_runs/count", upcoming_filter, auth=auth)
+    overdue_before = (now - timedelta(minutes=1)).isoformat()
+    overdue_filter = {
+        "deployments": deployment,
+        "flow_runs": {"state": scheduled, "expected_start_time": {"before_": overdue_before}},
+    }
+    _, overdue = _request("POST", f"{api}/flow_runs/count", overdue_filter, auth=auth)
+    following = _runs(api, auth, {**upcoming_filter, "sort": "EXPECTED_START_TIME_ASC", "limit": 1})
+    furthest = _runs(
+        api, auth, {"deployments": deployment, "sort": "EXPECTED_START_TIME_DESC", "limit": 10}
+    )
+    started = _runs(
+        api,
+        auth,
+        {
+            "deployments": deployment,
+            "flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED", "PENDING"]}}},
+            "sort": "START_TIME_DESC",
+            "limit": 10,
+        },
+    )
+    created = [_when(r.get("created")) for r in furthest if r.get("auto_scheduled")]
+    last = next((r for r in started if r.get("auto_scheduled")), None)
+    return {
+        "upcoming": int(upcoming) if status == 200 and isinstance(upcoming, int) else 0,
+        "overdue": int(overdue) if isinstance(overdue, int) else 0,
+        "next_run": following[0].get("expected_start_time") if following else None,
+        "newest_auto_created": max((c for c in created if c), default=None),
+        "last_auto_run": (
+            {
+                "id": last.get("id"),
+                "state": (last.get("state") or {}).get("type"),
+                "started": last.get("start_time"),
+            }
+            if last
+            else None
+        ),
+    }
 
 
 # -- processes --------------------------------------------------------------------------------
@@ -312,8 +570,10 @@ def start_server(
     port: int = DEFAULT_PORT,
     timeout: float = SERVER_START_TIMEOUT_S,
     env: Mapping[str, str] | None = None,
+    auth: str | None = None,
 ) -> Started:
-    """Start ``prefect server start`` on PostgreSQL; return once ``/api/health`` answers."""
+    """Start ``prefect server start`` on PostgreSQL (requiring ``auth`` from its clients when
+    given); return once ``/api/health`` answers."""
     check_loopback(host)
     api = api_url(host, port)
     if port_open(host, port):
@@ -325,7 +585,7 @@ def start_server(
     pid = spawn(
         server_command(owner, host, port),
         log,
-        env=server_env(database, host, port, home, base=env),
+        env=server_env(database, host, port, home, base=env, auth=auth),
     )
     try:
         _wait(lambda: healthy(api), lambda: owned(pid, owner), timeout, "Prefect server", log, pid)
@@ -344,11 +604,14 @@ def spawn_worker(
     repo_root: Path,
     poll_s: float = DEFAULT_WORKER_POLL_S,
     env: Mapping[str, str] | None = None,
+    auth: str | None = None,
 ) -> tuple[int, datetime]:
     """Start a process worker on pool ``site``: (pid, when). Wait with :func:`wait_worker`."""
     since = datetime.now(UTC).replace(microsecond=0)
     pid = spawn(
-        worker_command(owner, site), log, env=worker_env(api, home, repo_root, poll_s, base=env)
+        worker_command(owner, site),
+        log,
+        env=worker_env(api, home, repo_root, poll_s, base=env, auth=auth),
     )
     return pid, since
 
@@ -361,6 +624,7 @@ def wait_worker(
     since: datetime,
     log: Path,
     timeout: float = WORKER_START_TIMEOUT_S,
+    auth: str | None = None,
 ) -> Started:
     """Return once the server has a heartbeat of the worker newer than ``since``; a worker that
     does not get there is stopped and the error quotes its log."""
@@ -368,7 +632,8 @@ def wait_worker(
 
     def registered() -> bool:
         return any(
-            w.get("name") == name and _heartbeat_after(w, since) for w in pool_workers(api, site)
+            w.get("name") == name and _heartbeat_after(w, since)
+            for w in pool_workers(api, site, auth=auth)
         )
 
     try:

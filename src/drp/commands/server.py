@@ -3,11 +3,18 @@
 A DR platform that runs inside the DC it protects fails with it. These commands bring up the
 production shape on this machine: Prefect's server on PostgreSQL (the lab's ``ops-db``) with the
 UI on loopback, and one process worker per site polling its work pool (``dc``, ``drc``). Deploy
-the flows with ``prefect --no-prompt deploy --all`` (``make deploy``); see docs/production.md.
+the flows with ``drp server exec -- prefect --no-prompt deploy --all`` (``make deploy``); see
+docs/production.md.
+
+The server requires a credential (Prefect's basic auth); these commands send it, and
+``drp server exec -- CMD`` runs any Prefect client with it in its environment, so that it is
+never typed, printed or put in shell history.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,19 +81,57 @@ def server_up(
         emit_json(status)
     else:
         _print_server(status)
-        console.print(f"\n  export PREFECT_API_URL={status['api']}", highlight=False)
+        console.print(
+            "\n  A Prefect client (prefect deploy, a script) with the server's address and "
+            "credential:\n    drp server exec -- prefect --no-prompt deploy --all\n  or in "
+            f"this shell:\n    export PREFECT_API_URL={status['api']}\n"
+            f'    export PREFECT_API_AUTH_STRING="$(cat {orch.auth_file})"\n'
+            f"  The UI asks for the same credential: {orch.auth_file}",
+            highlight=False,
+        )
 
 
 @server_app.command("status")
 def server_status(root: RootOpt = None, json_out: JsonOpt = False) -> None:
-    """Whether the server runs and answers, its database, UI address and the pools' workers."""
-    status = _orchestrator(root, verbose=False).server_status()
+    """Whether the server runs, answers and accepts the lab's credential; its database, UI
+    address, the pools' workers; and the scheduler's health: deployments with active
+    schedules, the newest run it created, upcoming runs, its errors in the server's log.
+    Exits 1 when the server is down or refuses us, or the scheduler fails."""
+    try:
+        status = _orchestrator(root, verbose=False).server_status()
+    except DrpError as exc:
+        fail(str(exc))
     if json_out:
         emit_json(status)
     else:
         _print_server(status)
-    if not status["healthy"]:
+    if not status["ok"]:
         raise typer.Exit(1)
+
+
+@server_app.command(
+    "exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def server_exec(
+    ctx: typer.Context,
+    root: RootOpt = None,
+) -> None:
+    """Run a command (after --) with PREFECT_API_URL and PREFECT_API_AUTH_STRING of the lab's
+    server in its environment, e.g. `drp server exec -- prefect --no-prompt deploy --all`."""
+    argv = list(ctx.args)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        fail("no command given (usage: drp server exec -- prefect deployment ls)", 2)
+    try:
+        env = {**os.environ, **_orchestrator(root, verbose=False).client_env()}
+    except DrpError as exc:
+        fail(str(exc))
+    try:
+        code = subprocess.run(argv, env=env).returncode
+    except FileNotFoundError:
+        fail(f"{argv[0]}: command not found", 127)
+    raise typer.Exit(code)
 
 
 @server_app.command("down")
@@ -111,9 +156,56 @@ def _print_server(st: dict[str, Any]) -> None:
         f"  database  {st.get('database')} ({st.get('database_source')})", highlight=False
     )
     console.print(f"  log       {st.get('log')}", highlight=False)
+    console.print(f"  auth      {st.get('auth') or 'none'}", highlight=False)
     for pool, workers in (st.get("pools") or {}).items():
         names = ", ".join(f"{w['name']} ({w['status']})" for w in workers) or "no worker yet"
         console.print(f"  pool {pool:<4} {names}", highlight=False)
+    if st.get("problem"):
+        console.print(f"  [red]{st['problem']}[/]", highlight=False)
+    if st.get("scheduler"):
+        _print_scheduler(st["scheduler"])
+
+
+def _print_scheduler(sc: dict[str, Any]) -> None:
+    colour = {"healthy": "green", "idle": "green", "pending": "yellow"}.get(sc["state"], "red")
+    settings = sc["settings"]
+    console.print(
+        f"\nScheduler: [{colour}]{sc['state']}[/] (a loop every {settings['loop_seconds']:g} s; "
+        f"runs expected within {sc['window_s']:.0f} s of a deploy or a start)",
+        highlight=False,
+    )
+    for reason in sc["reasons"]:
+        console.print(f"  - {reason}", highlight=False)
+    newest = sc.get("newest_auto_scheduled")
+    console.print(
+        "  newest run created by the scheduler: "
+        + (f"{newest['created']} ({newest['deployment']})" if newest else "none"),
+        highlight=False,
+    )
+    errors = sc["log_errors"]
+    console.print(  # the last error, if any, is among the reasons above
+        f"  scheduler errors in the server's log since it started: {errors['count']}",
+        highlight=False,
+    )
+    if sc["deployments"]:
+        table = Table(title="Deployments with active schedules")
+        for col in ("deployment", "schedule", "upcoming", "next run", "overdue", "last run"):
+            table.add_column(col)
+        for d in sc["deployments"]:
+            last = d.get("last_auto_run")
+            table.add_row(
+                d["deployment"],
+                ", ".join(d["schedules"]),
+                str(d["upcoming"]),
+                str(d["next_run"] or "-"),
+                str(d["overdue"]),
+                f"{last['state']} {last['started'] or ''}".strip() if last else "-",
+            )
+        console.print(table)
+    if sc.get("hint"):
+        console.print(f"  [bold]what to do:[/] {sc['hint']}", highlight=False)
+        if errors.get("log"):
+            console.print(f"  server log: {errors['log']}", highlight=False)
 
 
 # -- workers ----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import psycopg
 import pytest
 from roster_codes import approval_input, roster_code
 
+from drp.domain.approval import SlackProof, make_slack_proof, slack_proof_key
 from drp.flows import load
 from drp.lab.core import Lab
 from drp.lab.procs import wait_until
@@ -277,7 +278,7 @@ def _in_thread(box: dict[str, Any], key: str, **params: Any) -> threading.Thread
 
 
 def test_a_ui_approval_must_prove_who_gives_it_and_a_code_counts_once(
-    prefect_server, guarded
+    prefect_server, guarded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Through Prefect's API, as the UI's form sends it: the form itself refuses a missing
     code, a name outside the roster and a channel claim; drp refuses an empty code, a wrong one
@@ -285,6 +286,7 @@ def test_a_ui_approval_must_prove_who_gives_it_and_a_code_counts_once(
     from prefect.flow_runs import resume_flow_run
 
     lab, _, writer = guarded
+    monkeypatch.setenv("DRP_SLACK_SIGNING_SECRET", "e2e-signing-secret")  # Slack proofs checked
     evidence = Path(os.environ["DRP_EVIDENCE_DIR"])
     first, second = f"inc-ui-{uuid.uuid4().hex[:6]}", f"inc-ui2-{uuid.uuid4().hex[:6]}"
     box: dict[str, Any] = {}
@@ -337,6 +339,17 @@ def test_a_ui_approval_must_prove_who_gives_it_and_a_code_counts_once(
     resume_flow_run(other_run, run_input={"approver": "Sari", "code": right, "decision": "approve"})
     other_run = _paused_at_gate(other, "approval.requested", "approval.refused", 1)
     assert "replayed one-time code" in _records(other, "approval.refused")[0]["reason"]
+    # A form user cannot pass for Slack: a proof not MAC'd by the ChatOps endpoint is refused.
+    forged = make_slack_proof(
+        slack_proof_key("not-the-signing-secret"),
+        SlackProof(other_run, "Sari", "U0SARI001", "approve", int(time.time()), "n-forged"),
+    )
+    resume_flow_run(
+        other_run, run_input={"approver": "Sari", "code": forged, "decision": "approve"}
+    )
+    other_run = _paused_at_gate(other, "approval.requested", "approval.refused", 2)
+    spoofed = _records(other, "approval.refused")[1]
+    assert "forged Slack proof" in spoofed["reason"] and spoofed["channel"] == "slack"
     resume_flow_run(other_run, run_input=approval_input("Budi", "reject", comment="not now"))
     for t in threads:
         t.join(timeout=180)

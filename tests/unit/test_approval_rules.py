@@ -334,11 +334,11 @@ def test_the_form_says_what_is_approved_on_what_basis_and_the_rto_clock() -> Non
         approvers=("Budi", "Sari"),
         answers_left=3,
     )
-    assert "incident `inc-20260302-1`" in text and "**REAL**" in text
+    assert "Failover of `inc-20260302-1`: approve?" in text and "**REAL**" in text
     assert "katastropik — Bencana TIK Katastropik (catastrophic IT disaster), Pasal 7" in text
-    assert "Budi (direktur)" in text and "Pasal 7(1)(b): 3 of 4 server zones" in text
+    assert "Budi (direktur)" in text and "Basis**: Pasal 7(1)(b): 3 of 4 server zones" in text
     assert (
-        "2 min 05 s used of 60 min 00 s" in text and "budget ends 04:00:00 UTC (11:00 WIB)" in text
+        "2 min 05 s of 60 min 00 s used" in text and "budget ends 04:00:00 UTC (11:00 WIB)" in text
     )
     assert "Answer by**: 03:12:05 UTC" in text and "Budi cannot approve it" in text
     again = rules.describe_gate(
@@ -367,3 +367,4 @@ def test_the_failback_form_says_its_clock_starts_on_approval() -> None:
     )
     assert "DRC → DC" in text and "clock starts when you approve" in text
     assert "Category**: not declared" in text
+    assert "signals showed no trigger" in text

@@ -471,19 +471,23 @@ def describe_gate(
     """The Markdown shown above the form: what is approved, on what basis, the clock."""
     mode = "**REAL** — this changes production" if facts.mode is Mode.REAL else "drill"
     declarer = facts.declared_by + (f" ({facts.declarer_role})" if facts.declarer_role else "")
+    direction = "DC → DRC" if facts.what == "failover" else "DRC → DC"
     lines = [
-        f"## Approve the {facts.what} of incident `{facts.incident_id}`?",
+        f"### {facts.what.capitalize()} of `{facts.incident_id}`: approve?",
         "",
-        f"- **What**: {facts.what} ({'DC → DRC' if facts.what == 'failover' else 'DRC → DC'})",
-        f"- **Mode**: {mode}",
+        f"- **What**: {facts.what} {direction}; **mode**: {mode}",
         f"- **Category**: {category_line(facts.category)}",
         f"- **Declared by**: {declarer}",
     ]
-    if facts.triggers:
+    if len(facts.triggers) == 1:
+        lines.append(f"- **Basis**: {facts.triggers[0][0]}: {facts.triggers[0][1]}")
+    elif facts.triggers:
         lines.append("- **Basis** (triggers):")
         lines += [f"  - {article}: {reason}" for article, reason in facts.triggers]
     if facts.basis:
         lines.append(f"- **Basis** (as declared): {facts.basis}")
+    if not facts.triggers and not facts.basis:
+        lines.append("- **Basis**: the declared category; the signals showed no trigger")
     if facts.clock_starts_on_approval:
         budget = f" (budget {_minutes(facts.rto_budget_s or 0)})" if facts.rto_budget_s else ""
         lines.append(f"- **RTO clock**: the {facts.what}'s clock starts when you approve{budget}")
@@ -491,9 +495,9 @@ def describe_gate(
         used = (asked_at - facts.clock_started_at).total_seconds()
         deadline = facts.clock_started_at + timedelta(seconds=facts.rto_budget_s)
         lines.append(
-            f"- **RTO clock**: {_minutes(used)} used of {_minutes(facts.rto_budget_s)} when "
-            f"asked at {_clock(asked_at)}; declared {_clock(facts.clock_started_at)}, the "
-            f"budget ends {_clock(deadline)}"
+            f"- **RTO clock**: {_minutes(used)} of {_minutes(facts.rto_budget_s)} used when "
+            f"asked (declared {_clock(facts.clock_started_at)}; the budget ends "
+            f"{_clock(deadline)})"
         )
     until = asked_at + timedelta(seconds=timeout_s)
     lines += [
@@ -529,7 +533,7 @@ def describe_isolation(
     """The Markdown above the isolation form."""
     until = asked_at + timedelta(seconds=timeout_s)
     lines = [
-        f"## Is the DC down or isolated? (incident `{incident_id}`)",
+        f"### `{incident_id}`: is the DC down or isolated?",
         "",
         "The DC cannot be reached, so drp cannot prove it is fenced. Promoting the DRC while the "
         "DC still accepts writes would make two writable primaries. Check the DC **by other "

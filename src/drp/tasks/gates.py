@@ -82,7 +82,7 @@ def approval_form(approvers: tuple[str, ...], description: str) -> type[Any]:
                 description="approve: the flow goes ahead now; reject: it stops, nothing changes.",
             ),
         ),
-        comment=(str, Field(default="", title="Comment (optional)", description="Recorded.")),
+        comment=(str, Field(default="", title="Comment", description="Recorded as written.")),
     )
     model._description = description
     return model

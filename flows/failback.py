@@ -237,23 +237,17 @@ def _approve(
         notify_safely(notifiers, ledger, event, text, incident_id=incident_id, flow="failback")
 
     settings = Settings()
-    declaration = gates.failover_declaration(settings.evidence_dir, incident_id) or {}
-    facts = gates.GateFacts(
-        incident_id=incident_id,
-        what="failback",
-        mode=mode,
-        declared_by=declared_by or approved_by or "operator",
-        category=declaration.get("category"),
-        triggers=tuple((t["article"], t["reason"]) for t in declaration.get("triggers") or ()),
-        basis=declaration.get("basis"),
-        rto_budget_s=60.0 * min(s.rto_minutes for s in rb.services),
-        clock_starts_on_approval=True,
-    )
     try:
         return gates.ask_approval(
             ledger=ledger,
             notify=_notify,
-            facts=facts,
+            facts=gates.failback_facts(
+                settings.evidence_dir,
+                incident_id,
+                mode,
+                declared_by or approved_by or "operator",
+                60.0 * min(s.rto_minutes for s in rb.services),
+            ),
             roster=rb.roster,
             approved_by=approved_by,
             approval_code=approval_code,

@@ -351,6 +351,14 @@ def test_the_form_says_what_is_approved_on_what_basis_and_the_rto_clock() -> Non
     )
     assert "previous answer was refused**: wrong one-time code for Sari" in again
     assert "2 answer(s) left" in again
+    bare = rules.describe_gate(
+        replace(facts, triggers=(), basis=None),
+        asked_at=declared,
+        timeout_s=600,
+        approvers=("Sari",),
+        answers_left=3,
+    )
+    assert "Basis**: the declared category; the signals showed no trigger" in bare
 
 
 def test_the_failback_form_says_its_clock_starts_on_approval() -> None:
@@ -366,5 +374,5 @@ def test_the_failback_form_says_its_clock_starts_on_approval() -> None:
         facts, asked_at=datetime.now(UTC), timeout_s=60, approvers=("Sari",), answers_left=3
     )
     assert "DRC → DC" in text and "clock starts when you approve" in text
-    assert "Category**: not declared" in text
-    assert "signals showed no trigger" in text
+    assert "Category**: not declared" in text and "Asked for by**: Budi" in text
+    assert "Basis" not in text

@@ -477,7 +477,7 @@ def describe_gate(
         "",
         f"- **What**: {facts.what} {direction}; **mode**: {mode}",
         f"- **Category**: {category_line(facts.category)}",
-        f"- **Declared by**: {declarer}",
+        f"- **{'Declared' if facts.what == 'failover' else 'Asked for'} by**: {declarer}",
     ]
     if len(facts.triggers) == 1:
         lines.append(f"- **Basis**: {facts.triggers[0][0]}: {facts.triggers[0][1]}")
@@ -486,7 +486,7 @@ def describe_gate(
         lines += [f"  - {article}: {reason}" for article, reason in facts.triggers]
     if facts.basis:
         lines.append(f"- **Basis** (as declared): {facts.basis}")
-    if not facts.triggers and not facts.basis:
+    if facts.category and not facts.triggers and not facts.basis:
         lines.append("- **Basis**: the declared category; the signals showed no trigger")
     if facts.clock_starts_on_approval:
         budget = f" (budget {_minutes(facts.rto_budget_s or 0)})" if facts.rto_budget_s else ""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -272,6 +272,25 @@ def facts_from_declaration(
         basis=declaration.get("basis"),
         clock_started_at=datetime.fromisoformat(declared_at) if declared_at else None,
         rto_budget_s=budget_s,
+    )
+
+
+def failback_facts(
+    evidence_dir: Path, incident_id: str, mode: rules.Mode, asked_by: str, budget_s: float
+) -> GateFacts:
+    """The failback form's facts: the incident's category and basis (from its failover's
+    declaration, when there is one), who asks for the failback, and its own RTO clock, which
+    starts on approval."""
+    declared = facts_from_declaration(
+        incident_id, "failback", mode, failover_declaration(evidence_dir, incident_id) or {}, 0
+    )
+    return replace(
+        declared,
+        declared_by=asked_by,
+        declarer_role=None,
+        clock_started_at=None,
+        rto_budget_s=budget_s,
+        clock_starts_on_approval=True,
     )
 
 

@@ -70,6 +70,10 @@ def prefect_resume(flow_run_id: str, run_input: dict[str, Any]) -> None:
         raise NotWaiting(f"no flow run {flow_run_id} on this Prefect server") from exc
     except ValueError as exc:
         raise NotWaiting(f"{flow_run_id!r} is not a flow run id") from exc
+    except RuntimeError as exc:  # Prefect refused the input: the run waits for another form
+        raise NotWaiting(
+            f"the flow run is not waiting for an approval (Prefect refused the answer: {exc})"
+        ) from exc
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ def failback(
     runbook: str = "runbooks/lab.yaml",
     declared_by: str | None = None,
     mode: str = "drill",
-    approver_role: str = "direktur",
+    approval_code: str | None = None,
     approval_timeout_s: int | None = None,
 ) -> dict[str, Any]:
     """Switch service back to the DC with zero data loss; returns the outcome (also in the
@@ -133,7 +133,7 @@ def failback(
         Mode(mode),
         declared_by,
         approved_by,
-        approver_role,
+        approval_code,
         approval_timeout_s,
     )
     approved_at = datetime.fromisoformat(approval["answered_at"])
@@ -224,7 +224,7 @@ def _approve(
     mode: Mode,
     declared_by: str | None,
     approved_by: str | None,
-    approver_role: str,
+    approval_code: str | None,
     timeout_override_s: int | None,
 ) -> dict[str, Any]:
     """The failback's human gate: the failover's rules, in the UI unless approved up front.
@@ -236,18 +236,24 @@ def _approve(
     def _notify(event: str, text: str) -> None:
         notify_safely(notifiers, ledger, event, text, incident_id=incident_id, flow="failback")
 
+    settings = Settings()
     try:
         return gates.ask_approval(
             ledger=ledger,
             notify=_notify,
-            incident_id=incident_id,
-            what="failback",
-            mode=mode,
-            declared_by=declared_by or approved_by or "operator",
+            facts=gates.failback_facts(
+                settings.evidence_dir,
+                incident_id,
+                mode,
+                declared_by or approved_by or "operator",
+                60.0 * min(s.rto_minutes for s in rb.services),
+            ),
+            roster=rb.roster,
             approved_by=approved_by,
-            approver_role=approver_role,
+            approval_code=approval_code,
             timeout_s=timeout_s,
             two_person_rule=rb.approval.two_person_rule,
+            checker=gates.ProofChecker.from_settings(settings, rb),
             flow_run_id=str(current_run.id),
         )
     except (gates.GateRefused, FlowPauseTimeout) as exc:

@@ -69,7 +69,7 @@ def failover(
     signals: dict[str, Any] | None = None,
     mode: str = "drill",
     approved_by: str | None = None,
-    approver_role: str = "direktur",
+    approval_code: str | None = None,
     confirm_dc_isolated_by: str | None = None,
     override_preflight_by: str | None = None,
     dry_run: bool = False,
@@ -189,7 +189,7 @@ def failover(
         if prior and prior.approval:
             ledger.append("approval.reused", prior.approval)
         else:
-            _approve(run, rb, approved_by, approver_role, approval_timeout_s)
+            _approve(run, rb, decl, approved_by, approval_code, approval_timeout_s)
 
         # 3-7. The runbook's steps, in plan order.
         total = len(plan.steps)
@@ -305,8 +305,9 @@ def declare_disaster(
 def _approve(
     run: steps.FailoverRun,
     rb: Runbook,
+    decl: dict[str, Any],
     approved_by: str | None,
-    approver_role: str,
+    approval_code: str | None,
     timeout_override_s: int | None,
 ) -> None:
     """The human gate. The runbook sets the timeout; a run may shorten it, never lengthen it."""
@@ -317,14 +318,15 @@ def _approve(
         gates.ask_approval(
             ledger=run.ledger,
             notify=run.notify,
-            incident_id=run.incident_id,
-            what="failover",
-            mode=run.mode,
-            declared_by=run.declared_by,
+            facts=gates.facts_from_declaration(
+                run.incident_id, "failover", run.mode, decl, run.clock.budget.total_seconds()
+            ),
+            roster=rb.roster,
             approved_by=approved_by,
-            approver_role=approver_role,
+            approval_code=approval_code,
             timeout_s=timeout_s,
             two_person_rule=rb.approval.two_person_rule,
+            checker=gates.ProofChecker.from_settings(Settings(), rb),
             flow_run_id=str(current_run.id),
         )
     except gates.GateRefused as exc:
@@ -343,7 +345,10 @@ def _confirm_isolation(run: steps.FailoverRun, rb: Runbook, approved_by: str | N
             ledger=run.ledger,
             notify=run.notify,
             incident_id=run.incident_id,
+            roster=rb.roster,
             timeout_s=rb.approval.timeout_minutes * 60,
+            checker=gates.ProofChecker.from_settings(Settings(), rb),
+            flow_run_id=str(current_run.id),
         )
     except gates.GateRefused as exc:
         raise FailoverStopped(str(exc)) from exc

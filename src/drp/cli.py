@@ -54,6 +54,10 @@ _kpi.register(app)
 _compliance.register(app)
 app.add_typer(_record.app, name="record")
 
+from drp.commands import roster as _roster  # noqa: E402  (issue 18: approvals that prove who)
+
+app.add_typer(_roster.app, name="roster")
+
 
 def main() -> None:
     app()

@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     manual_requirements: Path | None = None  # CSV; None: the sample shipped in drp/data
     manual_number_format: Path | None = None  # YAML; None: drp/data/manual_number_format.yaml
     manual_max_bytes: int = 5 * 1024 * 1024  # largest declaration file accepted
+    # Approvals (docs/approvals.md): the roster's TOTP secrets, a 0600 file outside the repo
+    # and the evidence. Default: approvers.json in the lab's secrets directory.
+    approver_secrets: Path | None = None
+
+    def approver_secrets_file(self) -> Path:
+        """``DRP_APPROVER_SECRETS``, or the lab's ``<lab root>/secrets/approvers.json``."""
+        if self.approver_secrets is not None:
+            return self.approver_secrets
+        from drp.lab.config import LabConfig
+
+        return LabConfig.from_env(self.lab_root).secrets_file.parent / "approvers.json"
 
 
 def settings() -> Settings:

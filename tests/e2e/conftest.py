@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from roster_codes import approval_input
 
 from drp.lab.core import Lab
 
@@ -125,7 +126,8 @@ class ClientPathWatcher:
 
 def _answer_gates(evidence: Path, incident: str, stop: threading.Event, delay_s: float) -> None:
     """Answer every approval the drill's flows ask for, ``delay_s`` after it is asked, through
-    Prefect's API with the form's fields (what the UI does)."""
+    Prefect's API with the form's fields (what the UI does), each with a valid one-time code."""
+    from prefect.client.orchestration import get_client
     from prefect.flow_runs import resume_flow_run
 
     from drp.ledger import read_records
@@ -144,10 +146,11 @@ def _answer_gates(evidence: Path, incident: str, stop: threading.Event, delay_s:
                     continue
                 stop.wait(delay_s)
                 try:
-                    resume_flow_run(
-                        run_id,
-                        run_input={"approver": "Sari", "role": "direktur", "confirm": True},
-                    )
+                    with get_client(sync_client=True) as client:
+                        state = client.read_flow_run(run_id).state
+                    if not (state and state.is_paused()):
+                        continue  # not paused yet: a code handed out now would go to waste
+                    resume_flow_run(run_id, run_input=approval_input("Sari"))
                     answered.add(run_id)
                 except Exception:  # not paused yet: try again on the next round
                     pass

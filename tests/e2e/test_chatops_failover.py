@@ -164,6 +164,11 @@ def test_a_failover_approved_from_slack_runs_while_slack_hangs_then_reads_as_one
     assert len(slack.messages) == before_hang and any(r.outcome == "hung" for r in slack.requests)
     granted = [r.data for _, r in read_records(outcome["ledger"]) if r.kind == "approval.granted"]
     assert granted[0]["approver"] == "Sari" and "U0SARI001" in granted[0]["comment"]
+    assert (granted[0]["channel"], granted[0]["identity"], granted[0]["slack_user_id"]) == (
+        "slack",
+        "slack-signature",
+        "U0SARI001",
+    )
     records = [r for _, r in read_records(outcome["ledger"])]
     for index, rec in enumerate(records):  # each step's message queued before the next starts
         if rec.kind != "step.end":

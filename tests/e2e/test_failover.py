@@ -21,7 +21,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from roster_codes import approval_input, roster_code
 
+from drp.domain.approval import SlackProof, make_slack_proof, slack_proof_key
 from drp.flows import load
 from drp.lab.core import Lab
 from drp.lab.procs import wait_until
@@ -200,12 +202,32 @@ def test_dc_power_loss_needs_a_confirmation_before_promotion(prefect_server, gua
     assert gate[-1]["allowed"] and gate[-1]["isolation_confirmed_by"] == "Sari"
 
 
-def test_a_declarer_cannot_approve_a_real_failover(prefect_server, fresh_lab: Lab) -> None:
-    with pytest.raises(Exception, match="two-person rule"):
-        _run(mode="real", approved_by="Budi", category="katastropik")
+def test_a_real_failover_needs_a_proven_second_person_on_the_command_line(
+    prefect_server, fresh_lab: Lab
+) -> None:
+    with pytest.raises(Exception, match=r"no one-time code given for Sari \(give --approval-code"):
+        _run(mode="real", approved_by="Sari", category="katastropik")
+    with pytest.raises(Exception, match="two-person rule"):  # proven, but the declarer
+        _run(
+            mode="real",
+            approved_by="Budi",
+            approval_code=roster_code("Budi"),
+            category="katastropik",
+        )
     st = fresh_lab.status()["components"]
     assert st["dc-db"]["writable"] and st["drc-db"]["role"] == "standby"
     assert fresh_lab.status()["active_site"] == "dc"
+    evidence = Path(os.environ["DRP_EVIDENCE_DIR"])
+    refused = [
+        r.data
+        for ledger in evidence.glob("*/failover")
+        for _, r in read_records(ledger)
+        if not isinstance(r, str) and r.kind == "approval.refused"
+    ]
+    assert sorted((r["approver"], r["channel"], r["identity"], r["proof_ok"]) for r in refused) == [
+        ("Budi", "cli", "totp", True),
+        ("Sari", "cli", "totp", False),
+    ]
 
 
 def test_an_approval_timeout_leaves_nothing_done(prefect_server, fresh_lab: Lab) -> None:
@@ -220,43 +242,187 @@ def test_an_approval_timeout_leaves_nothing_done(prefect_server, fresh_lab: Lab)
     assert "step.start" not in kinds
 
 
-def test_pause_and_resume_through_the_prefect_api(prefect_server, guarded) -> None:
-    fresh_lab, _, writer = guarded
+def _records(ledger: Path, kind: str) -> list[dict[str, Any]]:
+    if not (ledger / "ledger.jsonl").exists():
+        return []
+    return [r.data for _, r in read_records(ledger) if not isinstance(r, str) and r.kind == kind]
+
+
+def _paused_at_gate(ledger: Path, asked: str, refused: str, refusals: int) -> str:
+    """The flow run id once it pauses at its gate for the (refusals + 1)-th answer."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    def ready() -> str | None:
+        requested = _records(ledger, asked)
+        if not requested or len(_records(ledger, refused)) != refusals:
+            return None
+        run_id = requested[-1]["flow_run_id"]
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(run_id).state
+        return run_id if state and state.is_paused() else None
+
+    assert wait_until(lambda: ready() is not None, 90), f"{ledger}: never paused at the gate"
+    return str(ready())
+
+
+def _in_thread(box: dict[str, Any], key: str, **params: Any) -> threading.Thread:
+    def target() -> None:
+        try:
+            box[key] = _run(**params)
+        except Exception as exc:  # the test checks why
+            box[key] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_ui_approval_must_prove_who_gives_it_and_a_code_counts_once(
+    prefect_server, guarded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through Prefect's API, as the UI's form sends it: the form itself refuses a missing
+    code, a name outside the roster and a channel claim; drp refuses an empty code, a wrong one
+    and a replayed one (each recorded, nothing done), and grants a second person's valid code."""
     from prefect.flow_runs import resume_flow_run
 
-    incident = f"inc-ui-{uuid.uuid4().hex[:6]}"
+    lab, _, writer = guarded
+    monkeypatch.setenv("DRP_SLACK_SIGNING_SECRET", "e2e-signing-secret")  # Slack proofs checked
+    evidence = Path(os.environ["DRP_EVIDENCE_DIR"])
+    first, second = f"inc-ui-{uuid.uuid4().hex[:6]}", f"inc-ui2-{uuid.uuid4().hex[:6]}"
     box: dict[str, Any] = {}
-    thread = threading.Thread(
-        target=lambda: box.update(
-            out=_run(approved_by=None, incident_id=incident, category="katastropik")
-        ),
-        daemon=True,
-    )
-    thread.start()
-    name = f"failover/{incident}/katastropik/drill"
-
-    def paused_run():
-        with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name]))
-            )
-            return runs[0] if runs and runs[0].state and runs[0].state.is_paused() else None
-
-    assert wait_until(lambda: paused_run() is not None, 60), "the flow never paused"
-    resume_flow_run(
-        paused_run().id,
-        run_input={"approver": "Sari", "role": "direktur", "confirm": True, "comment": "go"},
-    )
-    thread.join(timeout=120)
-    _assert_failed_over(fresh_lab, box["out"], writer)
-    granted = [
-        r.data
-        for _, r in read_records(box["out"]["ledger"])
-        if not isinstance(r, str) and r.kind == "approval.granted"
+    threads = [
+        _in_thread(box, first, approved_by=None, incident_id=first, category="katastropik"),
+        _in_thread(box, second, approved_by=None, incident_id=second, category="katastropik"),
     ]
-    assert granted[0]["approver"] == "Sari" and granted[0]["channel"] == "prefect-ui"
+    ledger, other = evidence / first / "failover", evidence / second / "failover"
+    run_id = _paused_at_gate(ledger, "approval.requested", "approval.refused", 0)
+    requested = _records(ledger, "approval.requested")[0]
+    assert requested["approvers"] == ["Budi", "Sari"] and requested["category"] == "katastropik"
+
+    # The form: the code is required, the approver is a roster choice, there is no channel.
+    for bad, words in (
+        ({"approver": "Sari", "decision": "approve"}, "'code' is a required property"),
+        ({"approver": "Mallory", "code": "123456", "decision": "approve"}, "Mallory"),
+        ({"approver": "Sari", "code": "", "decision": "approve", "channel": "slack"}, "channel"),
+        ({"approver": "Sari", "code": "123456"}, "'decision' is a required property"),
+    ):
+        with pytest.raises(RuntimeError, match=words):
+            resume_flow_run(run_id, run_input=bad)
+
+    # (a) a roster name and no code: refused, recorded, nothing done after the gate.
+    resume_flow_run(run_id, run_input={"approver": "Sari", "code": "", "decision": "approve"})
+    run_id = _paused_at_gate(ledger, "approval.requested", "approval.refused", 1)
+    (no_code,) = _records(ledger, "approval.refused")
+    assert "no one-time code given for Sari" in no_code["reason"]
+    assert (no_code["channel"], no_code["identity"], no_code["proof_ok"]) == (
+        "prefect-ui",
+        "totp",
+        False,
+    )
+    assert not _records(ledger, "step.start")
+    st = lab.status()
+    assert st["components"]["dc-db"]["writable"] and st["active_site"] == "dc"
+
+    # (b) a wrong code: refused.
+    right = roster_code("Sari")
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    resume_flow_run(run_id, run_input={"approver": "Sari", "code": wrong, "decision": "approve"})
+    run_id = _paused_at_gate(ledger, "approval.requested", "approval.refused", 2)
+    assert "wrong one-time code for Sari" in _records(ledger, "approval.refused")[-1]["reason"]
+
+    # (c) a second person's valid code: granted, proven by TOTP, channel from the form.
+    other_run = _paused_at_gate(other, "approval.requested", "approval.refused", 0)
+    resume_flow_run(run_id, run_input={"approver": "Sari", "code": right, "decision": "approve"})
+    assert wait_until(lambda: _records(ledger, "approval.granted"), 60)
+
+    # (d) the same code on another incident: refused as a replay; a proven rejection stops it.
+    resume_flow_run(other_run, run_input={"approver": "Sari", "code": right, "decision": "approve"})
+    other_run = _paused_at_gate(other, "approval.requested", "approval.refused", 1)
+    assert "replayed one-time code" in _records(other, "approval.refused")[0]["reason"]
+    # A form user cannot pass for Slack: a proof not MAC'd by the ChatOps endpoint is refused.
+    forged = make_slack_proof(
+        slack_proof_key("not-the-signing-secret"),
+        SlackProof(other_run, "Sari", "U0SARI001", "approve", int(time.time()), "n-forged"),
+    )
+    resume_flow_run(
+        other_run, run_input={"approver": "Sari", "code": forged, "decision": "approve"}
+    )
+    other_run = _paused_at_gate(other, "approval.requested", "approval.refused", 2)
+    spoofed = _records(other, "approval.refused")[1]
+    assert "forged Slack proof" in spoofed["reason"] and spoofed["channel"] == "slack"
+    resume_flow_run(other_run, run_input=approval_input("Budi", "reject", comment="not now"))
+    for t in threads:
+        t.join(timeout=180)
+    assert isinstance(box[second], Exception) and "rejected by Budi (direktur)" in str(box[second])
+    assert not _records(other, "step.start")
+
+    _assert_failed_over(lab, box[first], writer)
+    (granted,) = _records(ledger, "approval.granted")
+    assert granted["approver"] == "Sari" and granted["role"] == "pejabat_ditunjuk"
+    assert (granted["channel"], granted["identity"], granted["attempt"]) == (
+        "prefect-ui",
+        "totp",
+        3,
+    )
+    assert isinstance(granted["totp_step"], int) and "second person" in granted["reason"]
+    for record in [
+        granted,
+        *_records(ledger, "approval.refused"),
+        *_records(other, "approval.refused"),
+    ]:
+        assert (
+            "code" not in record and right not in record.values() and wrong not in record.values()
+        )
+
+
+def test_an_unreachable_dc_is_confirmed_in_the_ui_by_a_proven_roster_person(
+    prefect_server, guarded
+) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    lab, _, writer = guarded
+    writer.stop()
+    lab.break_("dc-power-loss")
+    incident = f"inc-iso-{uuid.uuid4().hex[:6]}"
+    ledger = Path(os.environ["DRP_EVIDENCE_DIR"]) / incident / "failover"
+    box: dict[str, Any] = {}
+    thread = _in_thread(box, "out", approved_by=None, incident_id=incident)
+    run_id = _paused_at_gate(ledger, "approval.requested", "approval.refused", 0)
+    resume_flow_run(run_id, run_input=approval_input("Sari"))
+    run_id = _paused_at_gate(ledger, "confirmation.requested", "isolation.refused", 0)
+    assert _records(ledger, "confirmation.requested")[0]["people"] == ["Budi", "Sari", "Andi"]
+    resume_flow_run(  # an operator may confirm, but must say how
+        run_id,
+        run_input={
+            "confirmed_by": "Andi",
+            "code": roster_code("Andi"),
+            "dc_is": "down",
+            "how_checked": "",
+        },
+    )
+    run_id = _paused_at_gate(ledger, "confirmation.requested", "isolation.refused", 1)
+    assert "how the DC was checked" in _records(ledger, "isolation.refused")[0]["reason"]
+    assert lab.status()["components"]["drc-db"]["role"] == "standby"  # nothing promoted yet
+    resume_flow_run(
+        run_id,
+        run_input={
+            "confirmed_by": "Budi",
+            "code": roster_code("Budi"),
+            "dc_is": "down",
+            "how_checked": "called the DC: the power panel shows no mains and no UPS",
+        },
+    )
+    thread.join(timeout=180)
+    _assert_failed_over(lab, box["out"], None)
+    (confirmed,) = _records(ledger, "isolation.confirmed")
+    assert (confirmed["by"], confirmed["role"], confirmed["identity"]) == (
+        "Budi",
+        "direktur",
+        "totp",
+    )
+    assert confirmed["channel"] == "prefect-ui" and confirmed["attempt"] == 2
+    gate = _records(ledger, "promotion.gate")
+    assert gate[-1]["allowed"] and gate[-1]["isolation_confirmed_by"] == "Budi"
 
 
 def test_a_run_killed_after_fencing_is_finished_by_a_rerun(prefect_server, guarded) -> None:

@@ -527,3 +527,43 @@ def test_with_the_dc_lost_the_drc_worker_runs_the_failover_and_a_crashed_run_is_
     dc_log = (lab.cfg.logs / "worker-dc.log").read_text(errors="replace")
     for run in history:
         assert str(run.id) in drc_log and str(run.id) not in dc_log
+
+
+def test_an_approval_given_as_a_deployment_parameter_is_recorded_as_such_and_needs_a_code_for_real(
+    topology: Topology,
+) -> None:
+    """``approved_by`` set when a deployment run is created is nobody's proven word: drp records
+    the channel ``deployment-parameter`` (not ``cli``), and a real failover refuses it without a
+    one-time code, before anything changes."""
+    from prefect.deployments import run_deployment
+
+    drilled = [
+        r.data
+        for ledger in topology.evidence.glob("inc-topology-*/failover")
+        for _, r in read_records(ledger)
+        if not isinstance(r, str) and r.kind == "approval.granted"
+    ]
+    assert drilled and {(d["channel"], d["identity"]) for d in drilled} == {
+        ("deployment-parameter", "none (drill, deployment parameter)")
+    }
+    incident = f"inc-param-{uuid.uuid4().hex[:6]}"
+    run = run_deployment(
+        "failover/failover",
+        parameters={
+            "declared_by": "Budi",
+            "approved_by": "Sari",
+            "mode": "real",
+            "category": "katastropik",
+            "incident_id": incident,
+        },
+        timeout=240,
+    )
+    assert run.state is not None and run.state.is_failed(), run.state
+    records = [
+        r
+        for _, r in read_records(topology.evidence / incident / "failover")
+        if not isinstance(r, str)
+    ]
+    (refused,) = [r.data for r in records if r.kind == "approval.refused"]
+    assert refused["channel"] == "deployment-parameter" and "approval_code" in refused["reason"]
+    assert not [r for r in records if r.kind == "step.start"]

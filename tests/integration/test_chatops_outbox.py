@@ -31,6 +31,7 @@ from drp.adapters.chatops import SlackChat
 from drp.adapters.outbox import IncidentRecord, Outbox
 from drp.chatops.interact import Interactions, make_server
 from drp.chatops.sender import OutboxSender
+from drp.domain.approval import SlackProof, read_slack_proof, slack_proof_key
 from drp.domain.chatops import APPROVE, OutgoingMessage, sign
 from drp.errors import PostgresError
 from drp.lab.config import OPS_DATABASE
@@ -414,17 +415,23 @@ def test_a_second_person_in_the_roster_resumes_the_run_with_the_forms_input(endp
     url, resumed, ledger = endpoint
     status, body = _post(url, _click_body("U0SARI001"))
     assert status == 200 and body["ok"] and body["resumed"]
-    assert resumed == [
-        (
-            "f-9",
-            {
-                "approver": "Sari",
-                "role": "pejabat_ditunjuk",
-                "confirm": True,
-                "channel": "slack",
-                "comment": "approved in Slack by U0SARI001",
-            },
-        )
-    ]
+    ((run, run_input),) = resumed
+    assert run == "f-9"
+    assert {k: v for k, v in run_input.items() if k != "code"} == {
+        "approver": "Sari",
+        "decision": "approve",
+        "comment": "approved in Slack by U0SARI001",
+    }
+    # The endpoint's proof of the click, which the flow checks (drp.domain.approval): bound to
+    # this run, this person and this decision, MAC'd with a key derived from the signing secret.
+    proof = read_slack_proof(slack_proof_key(SIGNING), run_input["code"])
+    assert isinstance(proof, SlackProof)
+    assert (proof.flow_run_id, proof.person, proof.slack_user_id, proof.decision) == (
+        "f-9",
+        "Sari",
+        "U0SARI001",
+        "approve",
+    )
+    assert isinstance(read_slack_proof(slack_proof_key("other"), run_input["code"]), str)
     clicks = [r.data for _, r in read_records(ledger.directory) if r.kind == "chatops.click"]
     assert clicks[-1]["person"] == "Sari" and clicks[-1]["allowed"]

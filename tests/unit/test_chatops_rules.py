@@ -130,8 +130,11 @@ def test_a_second_person_approves_a_real_failover_with_the_forms_input() -> None
     )
     assert d.allowed
     assert d.run_input is not None
-    assert d.run_input["approver"] == "Sari" and d.run_input["role"] == "pejabat_ditunjuk"
-    assert d.run_input["confirm"] is True and "U0SARI001" in d.run_input["comment"]
+    assert d.run_input["approver"] == "Sari" and d.run_input["decision"] == "approve"
+    assert "U0SARI001" in d.run_input["comment"]
+    # No role and no channel: the flow takes the role from the roster and the channel from
+    # the proof the endpoint adds (drp.chatops.interact), never from what the input says.
+    assert set(d.run_input) == {"approver", "decision", "comment"}
 
 
 def test_a_drill_may_be_self_approved_only_when_the_runbook_allows_it() -> None:
@@ -140,7 +143,7 @@ def test_a_drill_may_be_self_approved_only_when_the_runbook_allows_it() -> None:
     assert not judge_click(_click("U0BUDI001"), ROSTER, two_person_rule=True, **args).allowed
 
 
-def test_a_rejection_resumes_with_confirm_false_so_the_flow_refuses() -> None:
+def test_a_rejection_resumes_with_the_reject_decision_so_the_flow_stops() -> None:
     d = judge_click(
         _click("U0SARI001", REJECT),
         ROSTER,
@@ -148,7 +151,7 @@ def test_a_rejection_resumes_with_confirm_false_so_the_flow_refuses() -> None:
         mode=Mode.REAL,
         two_person_rule=True,
     )
-    assert d.allowed and d.run_input is not None and d.run_input["confirm"] is False
+    assert d.allowed and d.run_input is not None and d.run_input["decision"] == "reject"
 
 
 def test_an_approval_is_refused_when_the_declarer_is_unknown_and_two_people_are_needed() -> None:
@@ -231,6 +234,22 @@ def test_a_slack_user_listed_twice_is_a_problem_at_the_roster() -> None:
     problems = validate(data, playbooks=None, groups=None).problems
     assert [p.path for p in problems] == ["roster.people"]
     assert "U0BUDI001 is listed twice (people[0] and people[3])" in problems[0].message
+
+
+def test_a_name_listed_twice_is_a_problem_at_the_roster() -> None:
+    data = _lab_data()
+    data["roster"]["people"].append({"name": " sari ", "role": "observer"})
+    problems = validate(data, playbooks=None, groups=None).problems
+    assert [p.path for p in problems] == ["roster.people"]
+    assert "sari" in problems[0].message and "people[1] and people[3]" in problems[0].message
+
+
+def test_a_person_without_slack_is_in_the_roster_but_no_click_maps_to_them() -> None:
+    roster = Roster.model_validate({"people": [{"name": "Rina", "role": "direktur"}]})
+    assert roster.by_name("rina").name == "Rina" and roster.by_slack_id("") is None
+    assert not judge_click(
+        _click("U0RINA001"), roster, declared_by="Budi", mode=Mode.DRILL, two_person_rule=False
+    ).allowed
 
 
 def test_a_bad_role_or_member_id_is_reported_at_its_place_with_a_hint() -> None:

@@ -4,8 +4,10 @@ Slack posts a signed ``block_actions`` payload when someone presses Approve or R
 endpoint refuses anything not signed with our signing secret or older than five minutes, maps
 the Slack user to a person in the runbook's roster, applies the Prefect form's rules
 (:func:`drp.domain.chatops.judge_click`: approver role, two-person rule for real failovers),
-and only then resumes the paused flow run with the same input the form would give. The flow
-checks the input again itself: Slack is a second door to the same gate, not a way round it.
+and only then resumes the paused flow run with the form's input plus this endpoint's proof of
+the click (``code``: a Slack proof, MAC'd with a key derived from the signing secret, see
+:mod:`drp.domain.approval`). The flow checks the proof and the rules again itself: Slack is a
+second door to the same gate, not a way round it.
 
 Every click, allowed or refused, is recorded twice: in ``chatops.clicks`` (``ops-db``) and in
 the endpoint's own hash-chained ledger; and the thread is told who answered, or why not.
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from drp.adapters.outbox import Outbox
+from drp.domain.approval import SlackProof, make_slack_proof, slack_proof_key
 from drp.domain.chatops import (
     APPROVE,
     Click,
@@ -67,6 +70,10 @@ def prefect_resume(flow_run_id: str, run_input: dict[str, Any]) -> None:
         raise NotWaiting(f"no flow run {flow_run_id} on this Prefect server") from exc
     except ValueError as exc:
         raise NotWaiting(f"{flow_run_id!r} is not a flow run id") from exc
+    except RuntimeError as exc:  # Prefect refused the input: the run waits for another form
+        raise NotWaiting(
+            f"the flow run is not waiting for an approval (Prefect refused the answer: {exc})"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -155,7 +162,7 @@ class Interactions:
             self._tell(click, incident.channel, f"⛔ {who}: refused — {decision.reason}")
             return result
         try:
-            self._resume(click.flow_run_id, decision.run_input)
+            self._resume(click.flow_run_id, self._with_proof(click, person, decision.run_input))
         except (NotWaiting, DrpError) as exc:
             result = ClickResult(200, False, str(exc))
             self._record(click, person, incident.channel, result)
@@ -171,6 +178,21 @@ class Interactions:
             f"Slack by {who}; the flow run resumes ({decision.reason})",
         )
         return result
+
+    def _with_proof(self, click: Click, person: Any, run_input: dict[str, Any]) -> dict[str, Any]:
+        """The form's input plus this endpoint's proof (``code``): a token MAC'd with a key
+        derived from the signing secret, bound to the run, the person and the decision, fresh
+        and single-use. The flow accepts a Slack answer only with it, so that the form's own
+        users cannot pass for Slack (there is no channel field to type)."""
+        proof = SlackProof(
+            flow_run_id=click.flow_run_id,
+            person=person.name,
+            slack_user_id=click.slack_user_id,
+            decision=run_input["decision"],
+            issued_at=int(self._now()),
+            nonce=uuid.uuid4().hex,
+        )
+        return {**run_input, "code": make_slack_proof(slack_proof_key(self._secret), proof)}
 
     def _runbook(self, path: str) -> Any:
         from drp.runbooks import load_runbook

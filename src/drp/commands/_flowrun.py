@@ -8,6 +8,7 @@ flow, which ledger to follow, which records deserve a line, and how to print a s
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,22 @@ def check_incident_args(flow: str, incident_id: str, mode: str, runbook: Path) -
         fail(f"--mode {mode!r}: choose drill or real", code=2)
     if not runbook.exists():
         fail(f"no runbook at {runbook}", code=2)
+
+
+def ask_code_if_needed(
+    approved_by: str | None, code: str | None, mode: str, runbook: Any
+) -> str | None:
+    """An up-front approval that must be proven (real mode, or a drill the runbook wants two
+    people for) needs the approver's one-time code: asked for, unechoed, on a terminal; without
+    a terminal the flow refuses it and says to give ``--approval-code``."""
+    if approved_by is None or code:
+        return code
+    needed = mode == "real" or bool(runbook.approval.two_person_rule)
+    if not needed or not sys.stdin.isatty():
+        return code
+    import getpass
+
+    return getpass.getpass(f"one-time code of {approved_by} (from their authenticator): ")
 
 
 def run_flow_command(

@@ -66,6 +66,7 @@ def drill(
         )
     if not runbook.exists():
         fail(f"no runbook at {runbook}", code=2)
+    _check_self_approval(runbook)
     incident = incident_id or new_incident_id().replace("inc-", "drill-", 1)
     ledger_dir = Settings().evidence_dir / incident / "drill"
     if not json_out:
@@ -91,6 +92,25 @@ def drill(
         print_outcome=_print_summary,
         json_out=json_out,
     )
+
+
+def _check_self_approval(runbook: Path) -> None:
+    """``--approved-by`` answers both of the drill's approvals without a code, which only a
+    runbook that lets one person approve a drill allows (one code cannot serve two gates)."""
+    from drp.errors import DrpError
+    from drp.runbooks import load_runbook
+
+    try:
+        rb = load_runbook(runbook)
+    except DrpError as exc:
+        fail(str(exc), code=2)
+    if rb.approval.two_person_rule:
+        fail(
+            f"{runbook} asks two people for drills too (approval.two_person_rule): each gate "
+            "needs its approver's one-time code, so answer them in the Prefect UI (run the "
+            "drill deployment) rather than with --approved-by",
+            code=2,
+        )
 
 
 def _print_summary(s: dict[str, Any]) -> None:

@@ -7,8 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from drp.commands._flowrun import check_incident_args, run_flow_command
+from drp.commands._flowrun import ask_code_if_needed, check_incident_args, run_flow_command
 from drp.commands._output import console, fail
+from drp.domain.runbook import Runbook
+from drp.errors import DrpError
 from drp.settings import Settings
 
 NOTABLE = (
@@ -46,6 +48,14 @@ def failback(
         typer.Option("--declared-by", help="Who asks for it (real mode: not the approver)."),
     ] = None,
     mode: Annotated[str, typer.Option(help="drill | real.")] = "drill",
+    approval_code: Annotated[
+        str | None,
+        typer.Option(
+            "--approval-code",
+            help="The approver's one-time code (required in real mode: asked for on a "
+            "terminal when left out).",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Switch service back to the DC with zero data loss (DRC fenced, LSNs compared, DC
@@ -57,6 +67,7 @@ def failback(
             "failback deployment)",
             code=2,
         )
+    approval_code = ask_code_if_needed(approved_by, approval_code, mode, _load(runbook))
     ledger_dir = Settings().evidence_dir / incident_id / "failback"
     if not json_out:
         console.print(f"[bold]failback {incident_id}[/] ({mode}) — evidence in {ledger_dir}")
@@ -69,6 +80,7 @@ def failback(
             runbook=str(runbook),
             declared_by=declared_by,
             mode=mode,
+            approval_code=approval_code,
         ),
         incident_id=incident_id,
         follow_dir=ledger_dir,
@@ -77,6 +89,15 @@ def failback(
         print_outcome=_print_outcome,
         json_out=json_out,
     )
+
+
+def _load(runbook: Path) -> Runbook:
+    from drp.runbooks import load_runbook
+
+    try:
+        return load_runbook(runbook)
+    except DrpError as exc:
+        fail(str(exc), code=2)
 
 
 def _print_outcome(o: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from drp.commands._flowrun import run_flow_command
+from drp.commands._flowrun import ask_code_if_needed, run_flow_command
 from drp.commands._output import console, emit_json, fail
 from drp.domain.plan import plan as make_plan
 from drp.errors import DrpError
@@ -53,10 +53,19 @@ def failover(
     approved_by: Annotated[
         str | None,
         typer.Option(
-            "--approved-by", help="Approve non-interactively (else wait for the Prefect UI)."
+            "--approved-by",
+            help="Approve non-interactively (else wait for the Prefect UI): a roster name; "
+            "the role comes from the roster.",
         ),
     ] = None,
-    approver_role: Annotated[str, typer.Option(help="Approver's role.")] = "direktur",
+    approval_code: Annotated[
+        str | None,
+        typer.Option(
+            "--approval-code",
+            help="The approver's one-time code (required in real mode: asked for on a "
+            "terminal when left out; optional for a drill the runbook lets one person approve).",
+        ),
+    ] = None,
     mode: Annotated[str, typer.Option(help="drill | real.")] = "drill",
     confirm_dc_isolated: Annotated[
         str | None,
@@ -92,6 +101,7 @@ def failover(
         report = dry_run_report(rb, make_plan(rb), str(runbook))
         emit_json(report) if json_out else _print_dry_run(report)
         raise typer.Exit(0)
+    approval_code = ask_code_if_needed(approved_by, approval_code, mode, rb)
     incident = incident_id or new_incident_id()
     ledger_dir = Settings().evidence_dir / incident / "failover"
     if not json_out:
@@ -106,7 +116,7 @@ def failover(
             category=CATEGORIES[category] if category else None,
             mode=mode,
             approved_by=approved_by,
-            approver_role=approver_role,
+            approval_code=approval_code,
             confirm_dc_isolated_by=confirm_dc_isolated,
             override_preflight_by=override_preflight,
             dry_run=dry_run,

@@ -48,14 +48,19 @@ class _Model(BaseModel):
 
 
 class Person(_Model):
-    """Someone who may act on an incident from chat."""
+    """Someone who may act on an incident: answer a gate in the Prefect UI (with a one-time
+    code, see ``drp.domain.approval``) or from Slack (by their member id)."""
 
-    name: StrictStr = Field(description="the name the ledger records (as in --declared-by)")
+    name: StrictStr = Field(
+        min_length=1, description="the name the ledger records (as in --declared-by)"
+    )
     role: RosterRole = Field(
         description="direktur, kepala_kantor, pejabat_ditunjuk, operator or observer"
     )
-    slack_user_id: StrictStr = Field(
-        pattern=SLACK_USER_ID, description="the Slack member id, e.g. U024BE7LH (profile → ⋮)"
+    slack_user_id: StrictStr | None = Field(
+        default=None,
+        pattern=SLACK_USER_ID,
+        description="the Slack member id, e.g. U024BE7LH (profile → ⋮); none: not in Slack",
     )
 
 
@@ -72,7 +77,18 @@ class Roster(_Model):
     @classmethod
     def _one_entry_each(cls, people: tuple[Person, ...]) -> tuple[Person, ...]:
         seen: dict[str, int] = {}
+        names: dict[str, int] = {}
         for index, person in enumerate(people):
+            first_name = names.setdefault(person.name.strip().casefold(), index)
+            if first_name != index:
+                raise PydanticCustomError(
+                    "roster_duplicate",
+                    "{name} is listed twice (people[{a}] and people[{b}]): a name must map to "
+                    "exactly one person and one authenticator — keep one entry",
+                    {"name": person.name, "a": first_name, "b": index},
+                )
+            if person.slack_user_id is None:
+                continue
             first = seen.setdefault(person.slack_user_id, index)
             if first != index:
                 raise PydanticCustomError(
@@ -84,7 +100,14 @@ class Roster(_Model):
         return people
 
     def by_slack_id(self, slack_user_id: str) -> Person | None:
+        if not slack_user_id:
+            return None
         return next((p for p in self.people if p.slack_user_id == slack_user_id), None)
+
+    def by_name(self, name: str) -> Person | None:
+        """The person whose name this is (case and surrounding spaces aside)."""
+        key = name.strip().casefold()
+        return next((p for p in self.people if p.name.strip().casefold() == key), None)
 
 
 class ChatChannels(_Model):
@@ -235,13 +258,13 @@ def judge_click(
             person,
         )
     comment = f"{'approved' if approve else 'rejected'} in Slack by {click.slack_user_id}"
+    # The form's fields; the endpoint adds ``code``: its Slack proof (drp.domain.approval),
+    # without which the flow treats the answer as an unproven one and refuses it.
     run_input = {
         "approver": person.name,
-        "role": person.role,
-        "confirm": approve,
-        "channel": "slack",
+        "decision": "approve" if approve else "reject",
+        "comment": comment,
     }
-    run_input["comment"] = comment
     if not approve:
         return ClickDecision(True, f"rejected by {person.name} ({person.role})", person, run_input)
     decision = check_approval(

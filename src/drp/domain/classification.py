@@ -60,6 +60,11 @@ class DisasterCategory(StrEnum):
         """The English meaning, for operators and auditors who do not read Indonesian."""
         return _CATEGORY_LABELS[self][1]
 
+    @property
+    def article(self) -> str:
+        """The article that governs the category (``Pasal 7`` for katastropik)."""
+        return f"Pasal {_PROFILES[self].pasal}"
+
 
 _CATEGORY_LABELS: dict[DisasterCategory, tuple[str, str]] = {
     DisasterCategory.PARSIAL_LOKAL: (

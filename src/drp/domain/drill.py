@@ -112,7 +112,7 @@ class GateResponse:
     flow: str
     gate: str  # approval | isolation
     answered_by: str
-    channel: str  # prefect-ui | cli (answered up front) | slack
+    channel: str  # prefect-ui | slack | cli, deployment-parameter (answered up front)
     waited_s: float
 
 

@@ -120,6 +120,9 @@ class Lab:
         dc, drc, ops = self.cluster("dc-db"), self.cluster("drc-db"), self.cluster("ops-db")
         if not cfg.facility_file.exists():
             facility.write(cfg, facility.normal())
+        from drp.lab.approvers import enrol_lab_roster  # one-time codes of the lab roster
+
+        enrol_lab_roster(cfg)
 
         self.progress("ops-db: the platform's own database")
         ops.initdb()

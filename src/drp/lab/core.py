@@ -129,18 +129,17 @@ class Lab:
         users = unprivileged_users()
         state = self._state()
         in_root_before = (cfg.root / "pg").is_dir() and not (cfg.root / "pg").is_symlink()
-        if "server_dir" in state:
-            server_root = Path(state["server_dir"]) if state["server_dir"] else None
-        elif in_root_before or not users or placement.first_block(cfg.root, users) is None:
-            server_root = None  # (a lab built before server directories existed stays put)
-        else:
+        new_lab = "server_dir" not in state and not in_root_before
+        if not new_lab:  # decided when it was built (or built before server directories)
+            server_root = Path(state["server_dir"]) if state.get("server_dir") else None
+        elif users and placement.first_block(cfg.root, users) is not None:
             server_root = placement.server_dir_for(cfg.root)
-        if server_root is not None:
-            placement.prepare(server_root, cfg.root)
-        block = placement.first_block(server_root or cfg.root, users) if users else None
-        if block is not None:
-            user, where = block
-            if server_root is None:
+        else:
+            server_root = None
+        if server_root is None:
+            block = placement.first_block(cfg.root, users) if users and not new_lab else None
+            if block is not None:
+                user, where = block
                 raise LabError(
                     f"the lab at {cfg.root} keeps its PostgreSQL data inside it, and {user!r} "
                     f"(who runs its servers) can no longer enter {where}: nothing was started "
@@ -148,17 +147,26 @@ class Lab:
                     f"servers then live in {placement.server_dir_for(cfg.root)}; or let that "
                     f"user enter {where} yourself)"
                 )
-            raise LabError(
-                f"the lab's servers run as {user!r}, who cannot enter {where} on the way to "
-                f"their directory {server_root}: nothing was started (hint: set "
-                "DRP_LAB_SERVER_BASE to a directory that user can reach, such as "
-                f"{placement.DEFAULT_BASE})"
-            )
-        if server_root is not None:
+            self._update_state(server_dir=None)
+            return
+        with placement.locked(server_root.parent):
+            made = placement.prepare(server_root, cfg.root)
+            block = placement.first_block(server_root, users)
+            if block is not None:
+                if made:
+                    placement.remove_unlocked(server_root, cfg.root)
+                    (cfg.root / "pg").unlink(missing_ok=True)
+                user, where = block
+                raise LabError(
+                    f"the lab's servers run as {user!r}, who cannot enter {where} on the way "
+                    f"to their directory {server_root}: nothing was started (hint: set "
+                    "DRP_LAB_SERVER_BASE to a directory that user can reach, such as "
+                    f"{placement.DEFAULT_BASE})"
+                )
+            self._update_state(server_dir=str(server_root))
             for gone in placement.prune_orphans(server_root.parent, keep=server_root):
                 self.progress(f"removed {gone}: the server directory of a lab that is gone")
         self.cfg = replace(cfg, server_root=server_root)
-        self._update_state(server_dir=str(server_root) if server_root else None)
 
     # -- up ------------------------------------------------------------------------------------
     def up(

@@ -23,13 +23,15 @@ an error that names the directory in the way, before anything starts.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from drp.errors import LabError
@@ -97,14 +99,27 @@ def _safe_dir(path: Path, what: str) -> None:
         )
 
 
-def prepare(server_root: Path, root: Path) -> None:
-    """Make the server directory (and its base) and mark whose it is; link ``<root>/pg`` to it."""
-    base = server_root.parent
+@contextmanager
+def locked(base: Path) -> Iterator[None]:
+    """Hold the base's lock: one lab at a time places, prunes or purges server directories
+    there (test labs come and go in parallel)."""
     if not base.exists():
         base.mkdir(parents=True)
         os.chmod(base, 0o755)  # ours, made just now: whatever the umask, the users may enter
     _safe_dir(base, "the base of the lab's server directories")
-    if not server_root.exists():
+    fd = os.open(base / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def prepare(server_root: Path, root: Path) -> bool:
+    """Make the server directory and mark whose it is; link ``<root>/pg`` to it. Call it under
+    :func:`locked`. True when the directory was made just now."""
+    made = not server_root.exists()
+    if made:
         server_root.mkdir()
         os.chmod(server_root, 0o755)
     _safe_dir(server_root, "the lab's server directory")
@@ -119,6 +134,7 @@ def prepare(server_root: Path, root: Path) -> None:
     else:
         marker.write_text(f"{root}\n")
     link(root / "pg", server_root / "pg")
+    return made
 
 
 def link(at: Path, target: Path) -> None:
@@ -152,7 +168,8 @@ def _running_postmasters(server_root: Path) -> list[int]:
 
 def prune_orphans(base: Path, keep: Path) -> list[Path]:
     """Remove the server directories under ``base`` whose lab is gone (its root no longer
-    records it) and whose servers are all stopped; return what was removed."""
+    records it) and whose servers are all stopped; return what was removed. Call it under
+    :func:`locked`, after recording the lab's own server directory in its state."""
     removed: list[Path] = []
     if not base.is_dir():
         return removed
@@ -171,6 +188,14 @@ def prune_orphans(base: Path, keep: Path) -> list[Path]:
 def remove(server_root: Path, root: Path) -> bool:
     """Delete the lab's server directory (``drp lab down --purge``), only if its marker names
     this lab. True when it was removed."""
+    if not server_root.parent.is_dir():
+        return False
+    with locked(server_root.parent):
+        return remove_unlocked(server_root, root)
+
+
+def remove_unlocked(server_root: Path, root: Path) -> bool:
+    """:func:`remove`, for a caller that holds the lock."""
     try:
         owner = (server_root / MARKER).read_text().strip()
     except OSError:

@@ -220,8 +220,9 @@ class Lab:
             drc.basebackup_from(cfg.port("uplink-db"))
         if drc.is_standby_configured:  # not promoted: the DC may start first, so that the
             self._start_dc_db_if_safe(dc, drc)  # standby finds its primary at its first try
-        self.progress("drc-db: starting")
-        drc.start()
+        if not drc.running():
+            self.progress("drc-db: starting")
+            drc.start()
         self._start_dc_db_if_safe(dc, drc)
         if dc.running() and not pg.server_role(dc.dsn()).in_recovery:
             dc.ensure_app_schema()

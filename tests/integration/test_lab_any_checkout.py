@@ -50,6 +50,18 @@ def _lab_pids(lab: Lab) -> list[int]:
     return pids
 
 
+def _large_write_through_the_front_door(lab: Lab) -> int:
+    """A declaration with a 64 KiB payload: nginx's worker (``nobody`` when root runs the lab)
+    buffers a request body that large in a temporary file, which it must be able to write."""
+    body = {
+        "nomor_aju": f"BIG-{uuid.uuid4().hex[:12]}",
+        "doc_type": "PIB",
+        "office": "040300",
+        "payload": {"lines": "x" * 65536},
+    }
+    return http_json(f"{lab.url('frontdoor')}/declarations", body)[0]
+
+
 def test_a_lab_in_a_directory_only_root_can_enter_comes_up_replicates_and_leaves_nothing(
     closed_dir: Path,
 ) -> None:
@@ -87,6 +99,7 @@ def test_a_lab_in_a_directory_only_root_can_enter_comes_up_replicates_and_leaves
         assert pg.query(
             lab.dsn("drc-db"), "SELECT site FROM declarations WHERE nomor_aju = %s", (nomor,)
         ) == [("dc",)]  # a synchronous standby has it as soon as the write is acknowledged
+        assert _large_write_through_the_front_door(lab) == 201
         # Ansible's steps as PostgreSQL's user (`become`) reach the data directory: the
         # fence looks at the DC's server and changes nothing in check mode.
         call = a.PlaybookCall(
@@ -180,6 +193,7 @@ def test_a_lab_comes_up_ready_whatever_the_umask(closed_dir: Path) -> None:
     try:
         lab.up()
         assert lab.status()["components"]["drc-db"]["replication"]["streaming"] is True
+        assert _large_write_through_the_front_door(lab) == 201
         pids = _lab_pids(lab)
     finally:
         os.umask(old)

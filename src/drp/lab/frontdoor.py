@@ -78,6 +78,8 @@ def write_config(cfg: LabConfig, active_site: str) -> None:
     d.mkdir(parents=True, exist_ok=True)
     tmp = cfg.frontdoor_tmp  # the workers' (outside the root when they cannot enter it)
     tmp.mkdir(parents=True, exist_ok=True)
+    for way in {d, tmp.parent}:  # whatever the umask, the workers may enter on the way to it
+        os.chmod(way, 0o755)
     os.chmod(tmp, 0o1777)
     (d / "nginx.conf").write_text(nginx_conf(cfg))
     if not (d / "active-site.conf").exists():

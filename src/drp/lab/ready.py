@@ -63,8 +63,11 @@ def missing(link: Link) -> str | None:
         return f"{link.primary.name} sees {link.application_name} as {state}"
     if link.sync and sender.sync_state != "sync":
         return f"{link.primary.name} lists {link.application_name} as {sender.sync_state}, not sync"
-    if link.sync and not commits_wait(link):
-        return f"a commit on {link.primary.name} did not wait for {link.standby.name}"
+    try:
+        if link.sync and not commits_wait(link):
+            return f"a commit on {link.primary.name} did not wait for {link.standby.name}"
+    except PostgresError as exc:
+        return str(exc)
     return None
 
 

@@ -39,8 +39,7 @@ def prefect_server() -> Iterator[None]:
 def fresh_lab(monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
     """A new lab (DC primary, DRC standby, synchronous), its own evidence directory, torn down
     after the test. The flow finds both through DRP_LAB_ROOT and DRP_EVIDENCE_DIR."""
-    root = Path(tempfile.mkdtemp(prefix="drp-e2e-", dir="/tmp"))
-    os.chmod(root, 0o755)
+    root = Path(tempfile.mkdtemp(prefix="drp-e2e-", dir="/tmp"))  # 0700: see drp.lab.placement
     lab = Lab.from_env(root=root / "lab", port_base=E2E_PORT_BASE)
     monkeypatch.setenv("DRP_LAB_ROOT", str(lab.cfg.root))
     monkeypatch.setenv("DRP_EVIDENCE_DIR", str(root / "evidence"))
@@ -49,7 +48,7 @@ def fresh_lab(monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
         lab.up(sync=True)
         yield lab
     finally:
-        lab.down()
+        lab.down(purge=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -184,8 +183,7 @@ def drilled(prefect_server) -> Iterator[Drilled]:
     writer going through the front door and a watcher on the client paths the whole time."""
     from drp.flows import load
 
-    root = Path(tempfile.mkdtemp(prefix="drp-drills-", dir="/tmp"))
-    os.chmod(root, 0o755)
+    root = Path(tempfile.mkdtemp(prefix="drp-drills-", dir="/tmp"))  # 0700, as fresh_lab's
     lab = Lab.from_env(root=root / "lab", port_base=E2E_PORT_BASE + 100)
     env = {
         "DRP_LAB_ROOT": str(lab.cfg.root),
@@ -197,7 +195,7 @@ def drilled(prefect_server) -> Iterator[Drilled]:
     try:
         lab.up(sync=True)
     except BaseException:
-        lab.down()
+        lab.down(purge=True)
         _restore(saved)
         raise
     uplink_dsn = (
@@ -255,5 +253,5 @@ def drilled(prefect_server) -> Iterator[Drilled]:
     try:
         yield Drilled(lab, root / "evidence", summaries, errors, writer, watcher, after)
     finally:
-        lab.down()
+        lab.down(purge=True)
         shutil.rmtree(root, ignore_errors=True)

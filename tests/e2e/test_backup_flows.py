@@ -45,7 +45,10 @@ def test_backup_take_then_verify_through_prefect_with_evidence_archived(
 ) -> None:
     flows = load("backups")
     backup_take, backup_verify = flows.backup_take, flows.backup_verify
-    scratch = Path(os.environ["DRP_EVIDENCE_DIR"]).parent  # the fresh lab's 0755 temp root
+    # The restore test's scratch server runs as PostgreSQL's user, who cannot enter the fresh
+    # lab's temp root (0700): the platform's default scratch place, where each restore test
+    # makes (and removes) its own directory.
+    scratch = Path("/tmp")
     for name, value in {
         "DRP_S3_ENDPOINT_URL": s3_endpoint,
         "DRP_S3_BUCKET": BACKUPS,

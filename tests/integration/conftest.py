@@ -1,9 +1,11 @@
 """Fixtures that give integration tests a real lab: PostgreSQL primary and standby, apps, nginx,
 sshd — started here, never skipped.
 
-The test lab lives in its own directory under /tmp (mode 0755, so the unprivileged PostgreSQL
-user can reach it) on its own port base (``DRP_TEST_PORT_BASE``, default 26400), so it never
-touches an operator's ``.lab/``.
+The test lab lives in its own directory under /tmp, made by ``mkdtemp`` (mode 0700: the
+unprivileged PostgreSQL user cannot enter it, so its servers' state goes to a server directory
+outside it, as from a checkout in root's home; see drp.lab.placement), on its own port base
+(``DRP_TEST_PORT_BASE``, default 26400), so it never touches an operator's ``.lab/``. It is
+purged afterwards: the root and the server directory go.
 """
 
 from __future__ import annotations
@@ -22,9 +24,7 @@ TEST_PORT_BASE = int(os.environ.get("DRP_TEST_PORT_BASE", "26400"))
 
 
 def _new_root() -> Path:
-    root = Path(tempfile.mkdtemp(prefix="drp-test-lab-", dir="/tmp"))
-    os.chmod(root, 0o755)
-    return root
+    return Path(tempfile.mkdtemp(prefix="drp-test-lab-", dir="/tmp"))
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +37,7 @@ def lab() -> Iterator[Lab]:
         the_lab.up()
         yield the_lab
     finally:
-        the_lab.down()
+        the_lab.down(purge=True)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -149,12 +149,14 @@ def test_national_network_loss_cuts_the_dc_off_but_leaves_it_running(healthy_lab
 
 def test_synchronous_mode_makes_the_primary_wait_for_the_standby(tmp_path: Path) -> None:
     root = Path(tempfile.mkdtemp(prefix="drp-test-sync-", dir="/tmp"))
-    os.chmod(root, 0o755)
+    os.chmod(root, 0o755)  # open to PostgreSQL's user: this lab keeps everything in its root
     lab = Lab.from_env(
         root=root / "lab", port_base=int(os.environ.get("DRP_TEST_PORT_BASE", "26400")) + 200
     )
     try:
         lab.up(sync=True)
+        assert lab.cfg.server_root is None and (lab.cfg.root / "pg" / "dc-db").is_dir()
+        assert not (lab.cfg.root / "pg").is_symlink()
         standbys = lab.status()["components"]["dc-db"]["standbys"]
         assert [(s["application_name"], s["sync_state"]) for s in standbys] == [("drc_db", "sync")]
         # lab up again is idempotent: nothing rebuilt, still sync, same pids.

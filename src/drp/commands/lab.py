@@ -18,6 +18,15 @@ RootOpt = Annotated[
     Path | None, typer.Option("--root", help="Lab directory (default .lab/ or DRP_LAB_ROOT).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ReadyTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--ready-timeout",
+        help="Seconds to wait until every standby streams (and commits wait for it with "
+        "--sync) before failing (default DRP_LAB_READY_TIMEOUT_S or 60).",
+        min=1,
+    ),
+]
 
 
 def _lab(root: Path | None, verbose: bool = True) -> Lab:
@@ -43,13 +52,46 @@ def up(
             max=40,
         ),
     ] = None,
+    ready_timeout: ReadyTimeoutOpt = None,
     root: RootOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Build (once) and start the lab: dc-db, drc-db, ops-db, apps, front door, sshd."""
+    """Build (once) and start the lab: dc-db, drc-db, ops-db, apps, front door, sshd.
+
+    Returns when the lab is ready: every standby streams from its primary and, with --sync,
+    a commit on dc-db waits for drc-db."""
     lab = _lab(root, verbose=not json_out)
     try:
-        status = lab.up(sync=sync, extra_pairs=extra_pairs)
+        status = lab.up(sync=sync, extra_pairs=extra_pairs, ready_timeout=ready_timeout)
+    except DrpError as exc:
+        fail(str(exc))
+    if json_out:
+        emit_json(status)
+    else:
+        _print_status(status)
+
+
+@app.command()
+def reset(
+    sync: Annotated[
+        bool | None,
+        typer.Option(
+            "--sync/--async",
+            help="Synchronous or asynchronous replication to drc-db (default: as the lab was).",
+        ),
+    ] = None,
+    ready_timeout: ReadyTimeoutOpt = None,
+    root: RootOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Rebuild the DC and DRC sites fresh, keep ops-db and the Prefect server and workers.
+
+    Database pairs (extra pairs too), apps, uplink and front door (to the DC) are rebuilt and
+    the facility is back to normal; ops-db (the Prefect server's database, the registry, the
+    outbox) is never stopped. Returns when ready, as `drp lab up` does; builds a lab if none."""
+    lab = _lab(root, verbose=not json_out)
+    try:
+        status = lab.reset(sync=sync, ready_timeout=ready_timeout)
     except DrpError as exc:
         fail(str(exc))
     if json_out:
@@ -126,18 +168,7 @@ def _print_status(st: dict) -> None:
         table.add_column(col)
     for name in ("dc-db", "drc-db", "ops-db"):
         c = comps[name]
-        detail = ""
-        if "replication" in c:
-            r = c["replication"]
-            detail = (
-                f"streaming={r['streaming']} lag={r['lag_bytes']} B "
-                f"replay_delay={_fmt_s(r['replay_delay_s'])}"
-            )
-        elif c.get("standbys"):
-            detail = "; ".join(
-                f"{s['application_name']}: {s['state']}/{s['sync_state']} lag={s['lag_bytes']} B"
-                for s in c["standbys"]
-            )
+        detail = _replication_detail(c)
         role = c["role"] + (" (writable)" if c.get("writable") else "")
         table.add_row(name, f"127.0.0.1:{c['port']}", _yn(c["up"]), role, detail)
     for site in ("dc", "drc"):
@@ -176,8 +207,35 @@ def _print_status(st: dict) -> None:
         f"power={'on' if f['dc_power'] else 'OFF'}",
         f"network={'up' if f['national_network'] else 'DOWN'} {temps}",
     )
+    for pair in st.get("extra_pairs") or []:
+        for side in ("dc", "drc"):
+            c = pair[side]
+            detail = _replication_detail(c)
+            role = c["role"] + (" (writable)" if c.get("writable") else "")
+            table.add_row(c["name"], f"127.0.0.1:{c['port']}", _yn(c["up"]), role, detail)
     console.print(table)
     console.print(f"active site behind the front door: [bold]{st['active_site']}[/]")
+    if st.get("server_dir"):
+        console.print(
+            f"server directory (PostgreSQL data and logs, outside the root): {st['server_dir']}",
+            highlight=False,
+        )
+
+
+def _replication_detail(c: dict) -> str:
+    """A standby's streaming and lag, or a primary's standbys and their sync state."""
+    if "replication" in c:
+        r = c["replication"]
+        return (
+            f"streaming={r['streaming']} lag={r['lag_bytes']} B "
+            f"replay_delay={_fmt_s(r['replay_delay_s'])}"
+        )
+    if c.get("standbys"):
+        return "; ".join(
+            f"{s['application_name']}: {s['state']}/{s['sync_state']} lag={s['lag_bytes']} B"
+            for s in c["standbys"]
+        )
+    return ""
 
 
 def _yn(flag: bool) -> str:

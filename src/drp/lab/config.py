@@ -3,6 +3,14 @@
 Everything is derived from two values: the lab's root directory (default ``.lab/`` in the
 repository, ``DRP_LAB_ROOT`` to change it) and a port base (``DRP_LAB_PORT_BASE``, default 25400),
 so that a test can run its own lab beside an operator's without a clash.
+
+One more place may hold part of a lab: its *server directory*. Run as root, the lab's PostgreSQL
+servers run as an unprivileged user (``postgres``) and nginx's workers as ``nobody``; when those
+users cannot enter the lab's root (a checkout in root's home or in a ``mktemp -d`` folder, mode
+0700), what they must reach — data directories, PostgreSQL's logs, initdb's password file,
+nginx's temporary files — lives in ``/var/lib/drp-lab/<name>-<hash of the root>/`` instead
+(``DRP_LAB_SERVER_BASE`` to change the base), recorded in ``state.json`` and linked from the root
+(see :mod:`drp.lab.placement`).
 """
 
 from __future__ import annotations
@@ -130,20 +138,45 @@ def run_as_user() -> str | None:
     return name
 
 
+def _built_server_root(root: Path) -> Path | None:
+    try:
+        value = json.loads((root / "state.json").read_text()).get("server_dir")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(value) if isinstance(value, str) and value else None
+
+
+NGINX_WORKER_USER = "nobody"
+"""Who nginx's workers run as when root starts the front door (its master stays root)."""
+
+
+def unprivileged_users() -> list[str]:
+    """The users the lab's processes switch to (when we are root), each of which must reach
+    what it reads and writes: PostgreSQL's user and nginx's workers' user."""
+    user = run_as_user()
+    return [user, NGINX_WORKER_USER] if user else []
+
+
 @dataclass(frozen=True)
 class LabConfig:
-    """Paths and ports of one lab."""
+    """Paths and ports of one lab.
+
+    ``server_root`` is where the state that the lab's unprivileged users (PostgreSQL's, nginx's
+    workers') must reach is kept: None keeps it inside ``root``; a directory outside the
+    checkout when they cannot enter ``root`` (decided once, at the first ``drp lab up``)."""
 
     root: Path
     port_base: int
+    server_root: Path | None = None
 
     @classmethod
     def from_env(cls, root: Path | None = None, port_base: int | None = None) -> LabConfig:
-        """The lab at ``root``; an existing lab keeps the port base it was built with."""
+        """The lab at ``root``; an existing lab keeps the port base and the server directory
+        it was built with."""
         resolved = (root or default_root()).resolve()
         if port_base is None:
             port_base = _built_port_base(resolved) or default_port_base()
-        return cls(root=resolved, port_base=port_base)
+        return cls(root=resolved, port_base=port_base, server_root=_built_server_root(resolved))
 
     def port(self, name: str) -> int:
         extra = extra_pair_index(name)
@@ -168,8 +201,30 @@ class LabConfig:
     def run_dir(self) -> Path:
         return self.root / "run"
 
+    @property
+    def servers(self) -> Path:
+        """The directory holding what the unprivileged users reach (the root, or outside it)."""
+        return self.server_root or self.root
+
     def pgdata(self, name: str) -> Path:
-        return self.root / "pg" / name
+        """A server's data directory: its real path, which ``postgres`` can reach (``.lab/pg``
+        is a link to it when the server directory is outside the root)."""
+        return self.servers / "pg" / name
+
+    def pg_log(self, name: str) -> Path:
+        """A server's log (``pg_ctl -l``, opened by ``postgres``); ``.lab/logs/<name>.log``
+        links to it when the server directory is outside the root."""
+        return self.servers / "logs" / f"{name}.log"
+
+    @property
+    def pg_run_dir(self) -> Path:
+        """Short-lived files ``postgres`` reads (initdb's password file, deleted after use)."""
+        return self.servers / "run"
+
+    @property
+    def frontdoor_tmp(self) -> Path:
+        """nginx's temporary files, written by its workers (``nobody`` when root runs it)."""
+        return self.servers / "frontdoor" / "tmp"
 
     @property
     def facility_file(self) -> Path:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import yaml
 
 from drp.adapters import postgres as pg
 from drp.errors import LabError, PostgresError
-from drp.lab import facility, frontdoor, pairs, sshd
+from drp.lab import facility, frontdoor, pairs, placement, ready, sshd
 from drp.lab.config import (
     APP_DATABASE,
     OPS_DATABASE,
@@ -34,11 +35,31 @@ from drp.lab.config import (
     find_pg_bin,
     repo_root,
     run_as_user,
+    unprivileged_users,
 )
 from drp.lab.pgcluster import Cluster
 from drp.lab.procs import kill_now, owned, spawn, terminate, wait_until
 
 FAULTS = ("dc-db-crash", "dc-power-loss", "dc-heat", "national-network-loss")
+DEFAULT_READY_TIMEOUT_S = 60.0
+
+
+def default_ready_timeout() -> float:
+    """How long ``drp lab up`` waits for its standbys: ``DRP_LAB_READY_TIMEOUT_S`` or 60 s."""
+    raw = os.environ.get("DRP_LAB_READY_TIMEOUT_S")
+    if not raw:
+        return DEFAULT_READY_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise LabError(
+            f"DRP_LAB_READY_TIMEOUT_S={raw!r} is not a number of seconds (hint: 60)"
+        ) from exc
+    if value <= 0:
+        raise LabError(f"DRP_LAB_READY_TIMEOUT_S={raw!r} must be more than 0 seconds")
+    return value
+
+
 Progress = Callable[[str], None]
 
 
@@ -97,15 +118,75 @@ class Lab:
     def cluster(self, name: str) -> Cluster:
         return Cluster(self.cfg, name, find_pg_bin(), run_as_user(), self.password())
 
+    # -- where the servers' state lives --------------------------------------------------------
+    def _place_servers(self) -> None:
+        """Decide (once per lab) where the state that the unprivileged users must reach lives,
+        and check that they can reach it: raises LabError before anything starts when not.
+
+        Kept inside the root when they can enter it; otherwise in a server directory of its own
+        outside the checkout (:mod:`drp.lab.placement`). A lab keeps what it was built with."""
+        cfg = self.cfg
+        users = unprivileged_users()
+        state = self._state()
+        in_root_before = (cfg.root / "pg").is_dir() and not (cfg.root / "pg").is_symlink()
+        new_lab = "server_dir" not in state and not in_root_before
+        if not new_lab:  # decided when it was built (or built before server directories)
+            server_root = Path(state["server_dir"]) if state.get("server_dir") else None
+        elif users and placement.first_block(cfg.root, users) is not None:
+            server_root = placement.server_dir_for(cfg.root)
+        else:
+            server_root = None
+        if server_root is None:
+            block = placement.first_block(cfg.root, users) if users and not new_lab else None
+            if block is not None:
+                user, where = block
+                raise LabError(
+                    f"the lab at {cfg.root} keeps its PostgreSQL data inside it, and {user!r} "
+                    f"(who runs its servers) can no longer enter {where}: nothing was started "
+                    "(hint: rebuild it with `drp lab down --purge` then `drp lab up`: its "
+                    f"servers then live in {placement.server_dir_for(cfg.root)}; or let that "
+                    f"user enter {where} yourself)"
+                )
+            self._update_state(server_dir=None)
+            return
+        with placement.locked(server_root.parent):
+            made = placement.prepare(server_root, cfg.root)
+            block = placement.first_block(server_root, users)
+            if block is not None:
+                if made:
+                    placement.remove_unlocked(server_root, cfg.root)
+                    (cfg.root / "pg").unlink(missing_ok=True)
+                user, where = block
+                raise LabError(
+                    f"the lab's servers run as {user!r}, who cannot enter {where} on the way "
+                    f"to their directory {server_root}: nothing was started (hint: set "
+                    "DRP_LAB_SERVER_BASE to a directory that user can reach, such as "
+                    f"{placement.DEFAULT_BASE})"
+                )
+            self._update_state(server_dir=str(server_root))
+            for gone in placement.prune_orphans(server_root.parent, keep=server_root):
+                self.progress(f"removed {gone}: the server directory of a lab that is gone")
+        self.cfg = replace(cfg, server_root=server_root)
+
     # -- up ------------------------------------------------------------------------------------
-    def up(self, sync: bool = False, extra_pairs: int | None = None) -> dict[str, Any]:
-        """Build what is missing and start what is stopped; return the status.
+    def up(
+        self,
+        sync: bool = False,
+        extra_pairs: int | None = None,
+        ready_timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Build what is missing, start what is stopped, and return the status once the lab is
+        ready: every standby streams from its primary and, with ``sync``, a commit on the DC
+        primary waits for the DRC standby (:mod:`drp.lab.ready`; LabError after
+        ``ready_timeout`` seconds, default ``DRP_LAB_READY_TIMEOUT_S`` or 60).
 
         ``extra_pairs`` adds database pairs beyond the main one (for readiness checks at scale);
         left out, the lab keeps the number it was started with."""
+        timeout = ready_timeout if ready_timeout is not None else default_ready_timeout()
+        self.cfg.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.cfg.root, 0o755)  # the lab's own directory; its ancestors are not ours
+        self._place_servers()
         cfg = self.cfg
-        cfg.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(cfg.root, 0o755)  # the unprivileged PostgreSQL user must traverse it
         for sub in (cfg.logs, cfg.run_dir):
             sub.mkdir(parents=True, exist_ok=True)
         state = self._state()
@@ -131,8 +212,7 @@ class Lab:
 
         self._start_uplink()
 
-        fresh_pair = not dc.exists
-        if fresh_pair:
+        if not dc.exists:
             self.progress("dc-db: building the DC primary")
             dc.initdb()
         if not drc.exists:
@@ -141,8 +221,11 @@ class Lab:
             dc.ensure_app_schema()
             self.progress("drc-db: base backup of dc-db into a streaming standby")
             drc.basebackup_from(cfg.port("uplink-db"))
-        self.progress("drc-db: starting")
-        drc.start()
+        if drc.is_standby_configured:  # not promoted: the DC may start first, so that the
+            self._start_dc_db_if_safe(dc, drc)  # standby finds its primary at its first try
+        if not drc.running():
+            self.progress("drc-db: starting")
+            drc.start()
         self._start_dc_db_if_safe(dc, drc)
         if dc.running() and not pg.server_role(dc.dsn()).in_recovery:
             dc.ensure_app_schema()
@@ -169,9 +252,60 @@ class Lab:
                 pairs.stop_all(self.cluster, self.extra_pairs, keep=extra_pairs)
             self._update_state(extra_pairs=extra_pairs)
         pairs.build_and_start(self.cluster, self.extra_pairs, self.progress)
-        if fresh_pair:
-            self._wait_streaming(timeout=30)
+        took = ready.wait_ready(self.replication_links(), timeout, self.progress)
+        self.progress(f"ready: every standby streams ({took:.1f} s)")
         return self.status()
+
+    def replication_links(self) -> list[ready.Link]:
+        """The replication the lab keeps, as it stands: the DRC standby of the DC primary
+        (synchronous when the lab is) and every extra pair's standby of its primary.
+
+        After a failover (the DRC promoted) the main pair has no link the lab keeps: rebuilding
+        the old primary as a standby is the resync flow's, which waits for it itself."""
+        dc, drc = self.cluster("dc-db"), self.cluster("drc-db")
+        links: list[ready.Link] = []
+        dc_primary = dc.running() and _safe(lambda: not pg.server_role(dc.dsn()).in_recovery, False)
+        if dc_primary and drc.is_standby_configured:
+            links.append(ready.Link(drc, dc, SLOT_NAME, sync=bool(self._state().get("sync"))))
+        elif dc.exists or drc.exists:
+            self.progress(
+                "main pair: the DC is not the primary of a DRC standby (after a failover?): not "
+                "waiting for it (the resync flow rebuilds the old primary and waits for it)"
+            )
+        for index in range(1, self.extra_pairs + 1):
+            primary, standby = (self.cluster(n) for n in extra_pair_names(index))
+            links.append(ready.Link(standby, primary, pairs.SLOT))
+        return links
+
+    # -- reset ---------------------------------------------------------------------------------
+    def reset(self, sync: bool | None = None, ready_timeout: float | None = None) -> dict[str, Any]:
+        """Rebuild both sites fresh — database pairs (extra pairs too), apps, the DC uplink, the
+        front door to the DC, the facility normal — and keep the platform: ops-db (never
+        stopped: it holds the Prefect server's database, the registry, the outbox), the Prefect
+        server and workers of ``drp server up`` / ``drp workers up``, the lab's password, SSH
+        keys and sshd. ``sync``: None keeps the lab's replication mode. Returns the status once
+        ready, as :meth:`up` does; with no lab yet, it builds one."""
+        if not self.cfg.state_file.exists():
+            return self.up(sync=bool(sync), ready_timeout=ready_timeout)
+        self._place_servers()
+        state = self._state()
+        self.progress("reset: stopping the sites (ops-db and Prefect keep running)")
+        for key in ("dc_app_pid", "drc_app_pid", "uplink_pid"):
+            terminate(state.get(key), self.marker)
+        terminate(frontdoor.pid(self.cfg), self.marker)
+        names = ["dc-db", "drc-db"]
+        for index in range(1, self.extra_pairs + 1):
+            names += extra_pair_names(index)
+        for name in names:
+            cluster = self.cluster(name)
+            cluster.stop(mode="immediate")  # thrown away next: no need for a clean shutdown
+            cluster.remove()
+        (self.cfg.frontdoor_dir / "active-site.conf").unlink(missing_ok=True)
+        facility.write(self.cfg, facility.normal())
+        if sync is not None:
+            self._update_state(sync=sync)
+        self.progress("reset: building the DC and DRC sites fresh")
+        return self.up(sync=bool(self._state().get("sync")), ready_timeout=ready_timeout)
 
     @property
     def extra_pairs(self) -> int:
@@ -267,11 +401,6 @@ class Lab:
         if not wait_until(lambda: _port_open(port), 10):
             raise LabError(f"{site}-app did not start; see {cfg.logs / f'{site}-app.log'}")
 
-    def _wait_streaming(self, timeout: float) -> None:
-        drc = self.cluster("drc-db")
-        if not wait_until(lambda: _safe(lambda: pg.receiver(drc.dsn()).streaming, False), timeout):
-            raise LabError("drc-db does not stream from dc-db; see the logs under .lab/logs")
-
     def _write_inventory_vars(self) -> None:
         """Variables for Ansible, as an inventory file used beside ``inventory/lab.yml``."""
         cfg = self.cfg
@@ -313,11 +442,20 @@ class Lab:
         cfg.inventory_vars.write_text(header + yaml.safe_dump(data, sort_keys=False))
 
     def _db_vars(self, name: str) -> dict[str, Any]:
-        return {"pg_port": self.cfg.port(name), "pg_data": str(self.cfg.pgdata(name))}
+        return {
+            "pg_port": self.cfg.port(name),
+            "pg_data": str(self.cfg.pgdata(name)),
+            "pg_log_file": str(self.cfg.pg_log(name)),  # one log per server, resyncs included
+        }
 
     # -- status --------------------------------------------------------------------------------
     def dsn(self, name: str, dbname: str | None = None) -> str:
-        default_db = APP_DATABASE if name in ("dc-db", "drc-db") else OPS_DATABASE
+        if name in ("dc-db", "drc-db"):
+            default_db = APP_DATABASE
+        elif name == "ops-db":
+            default_db = OPS_DATABASE
+        else:  # an extra pair: PostgreSQL only
+            default_db = "postgres"
         return self.cluster(name).dsn(dbname or default_db)
 
     def url(self, name: str) -> str:
@@ -354,10 +492,22 @@ class Lab:
             "known_hosts": str(p["known_hosts"]),
         }
         comps["facility"] = {"file": str(cfg.facility_file), **facility.read(cfg)}
+        extra = []
+        for index in range(1, int(state.get("extra_pairs") or 0) + 1):
+            dc_name, drc_name = extra_pair_names(index)
+            extra.append(
+                {
+                    "index": index,
+                    "dc": {"name": dc_name, **self._db_status(dc_name)},
+                    "drc": {"name": drc_name, **self._db_status(drc_name)},
+                }
+            )
         return {
             "root": str(cfg.root),
             "built": True,
+            "server_dir": str(cfg.server_root) if cfg.server_root else None,
             "sync": bool(state.get("sync")),
+            "extra_pairs": extra,
             "active_site": comps["frontdoor"]["serving_site"],
             "inventory_vars": str(cfg.inventory_vars),
             "components": comps,
@@ -457,7 +607,8 @@ class Lab:
 
     # -- down ----------------------------------------------------------------------------------
     def down(self, purge: bool = False) -> list[str]:
-        """Stop everything the lab started (by pid); with ``purge`` also delete the lab root."""
+        """Stop everything the lab started (by pid); with ``purge`` also delete the lab root and
+        its server directory, if it has one outside the root."""
         stopped: list[str] = []
         if self.cfg.state_file.exists():
             state = self._state()
@@ -479,10 +630,11 @@ class Lab:
                 cl = self.cluster(name)
                 if cl.exists and cl.stop(mode="fast"):
                     stopped.append(name)
-        if purge and self.cfg.root.exists():
-            import shutil
-
-            shutil.rmtree(self.cfg.root)
+        if purge:
+            if self.cfg.server_root is not None:
+                placement.remove(self.cfg.server_root, self.cfg.root)
+            if self.cfg.root.exists():
+                shutil.rmtree(self.cfg.root)
         return stopped
 
 

@@ -3,7 +3,9 @@
 Servers run as the unprivileged lab user when we are root. Each listens on 127.0.0.1 only, on
 its own port, with scram-sha-256 authentication and no Unix socket (socket paths under a deep
 checkout can exceed the 107-byte limit). Data checksums are on, so that ``pg_rewind`` can later
-rebuild an old primary as a standby.
+rebuild an old primary as a standby. Everything that user opens (data directory, log, initdb's
+password file) is under the lab's server directory (:attr:`LabConfig.servers`), which it can
+reach wherever the checkout is.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 from pathlib import Path
 
 from drp.adapters import postgres as pg
 from drp.errors import LabError
 from drp.lab.config import APP_DATABASE, SLOT_NAME, SUPERUSER, LabConfig
-from drp.lab.procs import read_pidfile, run, wait_until
+from drp.lab.placement import link
+from drp.lab.procs import pid_alive, read_pidfile, run, wait_until
 
 SKP_SCHEMA = """
 CREATE TABLE IF NOT EXISTS declarations (
@@ -31,6 +35,17 @@ CREATE TABLE IF NOT EXISTS declarations (
 """
 
 
+STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
+"""The postmaster's shutdown modes, as the signals ``pg_ctl stop -m`` sends."""
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"
+    except OSError:
+        return False
+
+
 class Cluster:
     """One lab PostgreSQL server (data directory + port)."""
 
@@ -42,7 +57,7 @@ class Cluster:
         self.password = password
         self.data = cfg.pgdata(name)
         self.port = cfg.port(name)
-        self.log = cfg.logs / f"{name}.log"
+        self.log = cfg.pg_log(name)
 
     # -- addressing ------------------------------------------------------------------------
     def dsn(self, dbname: str = "postgres", user: str = SUPERUSER) -> str:
@@ -67,13 +82,13 @@ class Cluster:
         return read_pidfile(self.data / "postmaster.pid")
 
     def running(self) -> bool:
-        """True when ``pg_ctl status`` says the server runs (reads postmaster.pid, no connect)."""
+        """True when the postmaster of ``postmaster.pid`` is alive: what ``pg_ctl status`` checks,
+        read as root without switching user (and with the process's name checked, so that a
+        recycled pid does not count)."""
         if not self.exists:
             return False
-        res = run(
-            [self._bin("pg_ctl"), "status", "-D", str(self.data)], user=self.user, check=False
-        )
-        return res.returncode == 0
+        pid = self.postmaster_pid()
+        return bool(pid) and pid_alive(pid) and _is_postgres(pid)  # type: ignore[arg-type]
 
     def accepting(self) -> bool:
         return pg.is_reachable(self.dsn(), timeout=1)
@@ -87,11 +102,17 @@ class Cluster:
             os.chmod(path, mode)
 
     def _prepare_dirs(self) -> None:
-        self.data.parent.mkdir(parents=True, exist_ok=True)
-        self.cfg.logs.mkdir(parents=True, exist_ok=True)
+        """The directories the server's user must enter, with the modes it needs whatever the
+        umask: ``pg/`` is its own (the resync moves a data directory aside in it)."""
+        for directory in (self.data.parent, self.log.parent, self.cfg.pg_run_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+            os.chmod(directory, 0o755)
+        self._own(self.data.parent)
         if not self.log.exists():
             self.log.touch()
         self._own(self.log, 0o640)
+        if self.cfg.server_root is not None:  # the root still shows every server's log
+            link(self.cfg.logs / self.log.name, self.log)
 
     def initdb(self) -> None:
         """Create a new primary's data directory (idempotent: does nothing if it exists)."""
@@ -102,9 +123,10 @@ class Cluster:
             shutil.rmtree(self.data)  # a half-built directory from an interrupted run
         self.data.mkdir(mode=0o700)
         self._own(self.data, 0o700)
-        pwfile = self.cfg.root / "run" / f"{self.name}.pw"
-        pwfile.parent.mkdir(parents=True, exist_ok=True)
-        pwfile.write_text(self.password + "\n")
+        pwfile = self.cfg.pg_run_dir / f"{self.name}.pw"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.password + "\n")
         self._own(pwfile, 0o600)
         try:
             run(
@@ -137,6 +159,7 @@ wal_level = replica
 max_wal_senders = 10
 max_replication_slots = 10
 wal_keep_size = '256MB'
+wal_retrieve_retry_interval = '1s'
 hot_standby = on
 hot_standby_feedback = on
 wal_log_hints = on
@@ -162,8 +185,6 @@ log_line_prefix = '%m [%p] {self.name} '
         self._prepare_dirs()
         if self.data.exists():
             shutil.rmtree(self.data)
-        self.data.parent.mkdir(parents=True, exist_ok=True)
-        self._own(self.data.parent)
         conninfo = (
             f"host=127.0.0.1 port={primary_port} user={SUPERUSER} password={self.password} "
             f"application_name={slot}"
@@ -187,6 +208,12 @@ log_line_prefix = '%m [%p] {self.name} '
         conf = self.data / "postgresql.conf"
         text = conf.read_text()
         text = text.replace(f"port = {self._port_in(text)}", f"port = {self.port}")
+        text = "".join(  # its log lines carry its own name, not its primary's
+            f"log_line_prefix = '%m [%p] {self.name} '\n"
+            if line.startswith("log_line_prefix = ")
+            else line
+            for line in text.splitlines(keepends=True)
+        )
         conf.write_text(text)
         with open(self.data / "postgresql.auto.conf", "a") as fh:
             fh.write(f"primary_conninfo = '{conninfo}'\nprimary_slot_name = '{slot}'\n")
@@ -232,7 +259,7 @@ log_line_prefix = '%m [%p] {self.name} '
         """Stop the server; ``mode='immediate'`` is a crash. True when it was running."""
         if not self.running():
             return False
-        run(
+        res = run(
             [
                 self._bin("pg_ctl"),
                 "stop",
@@ -247,8 +274,33 @@ log_line_prefix = '%m [%p] {self.name} '
             ],
             user=self.user,
             timeout=timeout + 10,
+            check=False,
         )
+        pid = self.postmaster_pid()
+        if res.returncode != 0 and pid and self.running():
+            # pg_ctl, as the server's user, could not (say it can no longer enter the data
+            # directory): send the postmaster the same signal pg_ctl sends, as root.
+            os.kill(pid, STOP_SIGNALS[mode])
+            if not wait_until(lambda: not self.running(), timeout):
+                said = (res.stderr or res.stdout).strip().splitlines()[-1:]
+                raise LabError(
+                    f"{self.name} did not stop ({mode}): {' '.join(said)}; see {self.log}"
+                )
         return True
+
+    def remove(self) -> None:
+        """Delete the data directory and what the resync left beside it (``<name>.before-resync-*``
+        copies, its passfile): a server rebuilt fresh. Refused while it runs."""
+        if self.running():
+            raise LabError(f"{self.name} still runs: stop it before removing {self.data}")
+        parent = self.data.parent
+        if not parent.is_dir():
+            return
+        for path in [self.data, *parent.glob(f"{self.name}.*")]:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
 
     def ensure_app_schema(self) -> None:
         """Create the SKP stand-in's database and table on a primary (idempotent)."""

@@ -1,0 +1,98 @@
+"""One set of names for categories and roles: the regulation's ids, the English accepted as
+aliases, anything else refused with the valid choices (PER-19/BC/2023 Pasal 4-7)."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+
+from drp.domain.classification import (
+    CATEGORY_ALIASES,
+    DECLARING_ROLES,
+    DisasterCategory,
+    Role,
+    UnknownChoice,
+    category_from,
+    role_from,
+)
+from drp.errors import DrpError
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("parsial_lokal", DisasterCategory.PARSIAL_LOKAL),
+        ("parsial_nasional", DisasterCategory.PARSIAL_NASIONAL),
+        ("katastropik", DisasterCategory.KATASTROPIK),
+        ("local", DisasterCategory.PARSIAL_LOKAL),
+        ("national", DisasterCategory.PARSIAL_NASIONAL),
+        ("catastrophic", DisasterCategory.KATASTROPIK),
+        (" Parsial-Nasional ", DisasterCategory.PARSIAL_NASIONAL),
+        ("CATASTROPHIC", DisasterCategory.KATASTROPIK),
+        (DisasterCategory.KATASTROPIK, DisasterCategory.KATASTROPIK),
+    ],
+)
+def test_a_category_is_named_by_the_regulation_or_in_english(
+    given: str, expected: DisasterCategory
+) -> None:
+    assert category_from(given) is expected
+
+
+def test_an_unknown_category_is_refused_with_every_choice_and_alias() -> None:
+    with pytest.raises(UnknownChoice) as caught:
+        category_from("partial")
+    text = str(caught.value)
+    assert text.startswith("category 'partial' is not one of ")
+    for name in [c.value for c in DisasterCategory] + list(CATEGORY_ALIASES):
+        assert name in text
+    # A DrpError for the commands, a ValueError for parameter validation (pydantic, Prefect).
+    assert isinstance(caught.value, DrpError) and isinstance(caught.value, ValueError)
+    assert caught.value.choices == ("parsial_lokal", "parsial_nasional", "katastropik")
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("direktur", Role.DIREKTUR),
+        ("kepala_kantor", Role.KEPALA_KANTOR),
+        ("director", Role.DIREKTUR),
+        ("office_head", Role.KEPALA_KANTOR),
+        ("Kepala-Kantor", Role.KEPALA_KANTOR),
+    ],
+)
+def test_a_declaring_role_is_named_by_the_regulation_or_in_english(
+    given: str, expected: Role
+) -> None:
+    assert role_from(given) is expected
+
+
+def test_a_designated_official_is_no_choice_for_declaring_or_approving() -> None:
+    assert Role.PEJABAT_DITUNJUK not in DECLARING_ROLES
+    with pytest.raises(UnknownChoice, match=r"not one of direktur, kepala_kantor"):
+        role_from("pejabat_ditunjuk")
+    # ... though the role exists, for the rules that explain why it may not declare.
+    assert role_from("designated_official", tuple(Role)) is Role.PEJABAT_DITUNJUK
+
+
+def test_an_unknown_role_is_refused_with_the_choices_and_their_aliases() -> None:
+    with pytest.raises(UnknownChoice) as caught:
+        role_from("boss")
+    assert str(caught.value) == (
+        "role 'boss' is not one of direktur, kepala_kantor "
+        "(or in English: director, office_head)"
+    )
+
+
+def test_the_flow_parameter_choices_are_the_domain_names() -> None:
+    from drp.tasks import parameters
+
+    def literal_values(alias: object) -> tuple[str, ...]:
+        (literal, *_) = typing.get_args(alias)  # Annotated[Literal[...], validator]
+        return typing.get_args(literal)
+
+    assert literal_values(parameters.CategoryName) == tuple(c.value for c in DisasterCategory)
+    assert literal_values(parameters.RoleName) == tuple(r.value for r in DECLARING_ROLES)
+    assert typing.get_args(parameters.ModeName) == ("drill", "real")

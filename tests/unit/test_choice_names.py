@@ -81,8 +81,7 @@ def test_an_unknown_role_is_refused_with_the_choices_and_their_aliases() -> None
     with pytest.raises(UnknownChoice) as caught:
         role_from("boss")
     assert str(caught.value) == (
-        "role 'boss' is not one of direktur, kepala_kantor "
-        "(or in English: director, office_head)"
+        "role 'boss' is not one of direktur, kepala_kantor (or in English: director, office_head)"
     )
 
 
@@ -96,3 +95,10 @@ def test_the_flow_parameter_choices_are_the_domain_names() -> None:
     assert literal_values(parameters.CategoryName) == tuple(c.value for c in DisasterCategory)
     assert literal_values(parameters.RoleName) == tuple(r.value for r in DECLARING_ROLES)
     assert typing.get_args(parameters.ModeName) == ("drill", "real")
+
+
+def test_the_drill_scenarios_to_choose_from_are_the_domain_scenarios() -> None:
+    from drp.domain.drill import SCENARIOS
+    from drp.tasks import parameters
+
+    assert typing.get_args(parameters.ScenarioName) == tuple(SCENARIOS)

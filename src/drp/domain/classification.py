@@ -932,7 +932,7 @@ def _declaration_notes(disaster: Disaster, signals: Signals) -> list[str]:
 
 
 def check_declarer(
-    role: Role, disaster: Disaster, *, consulted_it_directorate: bool = False
+    role: Role | str, disaster: Disaster, *, consulted_it_directorate: bool = False
 ) -> Decision:
     """Whether ``role`` may declare ``disaster``; only the role its category names may.
 

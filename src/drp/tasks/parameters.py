@@ -35,3 +35,6 @@ CategoryName = Annotated[
 
 RoleName = Annotated[Literal["direktur", "kepala_kantor"], BeforeValidator(_role)]
 """The role of who declares or approves; ``director``, ``office_head`` are accepted."""
+
+ScenarioName = Literal["dc-db-crash", "dc-power-loss", "dc-heat", "national-network-loss"]
+"""A drill scenario (:data:`drp.domain.drill.SCENARIOS`), a drop-down in the drill's form."""

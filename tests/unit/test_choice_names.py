@@ -10,6 +10,7 @@ import pytest
 from drp.domain.classification import (
     CATEGORY_ALIASES,
     DECLARING_ROLES,
+    ROLE_ALIASES,
     DisasterCategory,
     Role,
     UnknownChoice,
@@ -92,8 +93,16 @@ def test_the_flow_parameter_choices_are_the_domain_names() -> None:
         (literal, *_) = typing.get_args(alias)  # Annotated[Literal[...], validator]
         return typing.get_args(literal)
 
-    assert literal_values(parameters.CategoryName) == tuple(c.value for c in DisasterCategory)
-    assert literal_values(parameters.RoleName) == tuple(r.value for r in DECLARING_ROLES)
+    # The regulation's names first, then the English (the server checks a deployment run's
+    # parameters against this schema before the flow can turn an alias into the name).
+    assert literal_values(parameters.CategoryName) == (
+        *(c.value for c in DisasterCategory),
+        *CATEGORY_ALIASES,
+    )
+    assert literal_values(parameters.RoleName) == (
+        *(r.value for r in DECLARING_ROLES),
+        *(a for a, r in ROLE_ALIASES.items() if r in DECLARING_ROLES),
+    )
     assert typing.get_args(parameters.ModeName) == ("drill", "real")
 
 
@@ -102,3 +111,21 @@ def test_the_drill_scenarios_to_choose_from_are_the_domain_scenarios() -> None:
     from drp.tasks import parameters
 
     assert typing.get_args(parameters.ScenarioName) == tuple(SCENARIOS)
+
+
+def test_the_failover_flow_takes_english_names_and_refuses_others_before_it_runs() -> None:
+    from prefect.exceptions import ParameterTypeError
+
+    from drp.flows import load
+
+    flow = load("failover").failover
+    given = {"mode": "real", "category": "national", "declarer_role": "Director"}
+    validated = flow.validate_parameters(given)
+    assert validated["category"] == "parsial_nasional"
+    assert validated["declarer_role"] == "direktur"
+    with pytest.raises(ParameterTypeError) as caught:
+        flow.validate_parameters({"category": "partial", "approver_role": "boss"})
+    text = str(caught.value)
+    assert "mode: Field required" in text
+    assert "category 'partial' is not one of parsial_lokal, parsial_nasional, katastropik" in text
+    assert "role 'boss' is not one of direktur, kepala_kantor" in text

@@ -2,9 +2,12 @@
 
 A flow run's parameters are validated by pydantic before the flow starts (``validate_parameters``)
 and the deployment's form in the Prefect UI is drawn from the same schema: a ``Literal`` is a
-drop-down of its values. So a category or a role is a choice among the regulation's names, an
-English alias is turned into that name first (:func:`drp.domain.classification.category_from`),
-and anything else is refused before anything runs, with the valid choices in the message.
+drop-down of its values. The server checks a deployment run's parameters against that schema
+too (``enforce_parameter_schema``), before any flow code runs — so the English aliases are in the
+``Literal`` beside the regulation's names, after them, and the validator turns an alias into the
+regulation's name (:func:`drp.domain.classification.category_from`) so that the flow, its run
+name and its records only ever see the regulation's. Anything else is refused before anything
+runs, with the valid choices in the message.
 """
 
 from __future__ import annotations
@@ -29,11 +32,16 @@ def _role(value: object) -> object:
 
 
 CategoryName = Annotated[
-    Literal["parsial_lokal", "parsial_nasional", "katastropik"], BeforeValidator(_category)
+    Literal[
+        "parsial_lokal", "parsial_nasional", "katastropik", "local", "national", "catastrophic"
+    ],
+    BeforeValidator(_category),
 ]
 """A disaster category (Pasal 4-7); ``local``, ``national``, ``catastrophic`` are accepted."""
 
-RoleName = Annotated[Literal["direktur", "kepala_kantor"], BeforeValidator(_role)]
+RoleName = Annotated[
+    Literal["direktur", "kepala_kantor", "director", "office_head"], BeforeValidator(_role)
+]
 """The role of who declares or approves; ``director``, ``office_head`` are accepted."""
 
 ScenarioName = Literal["dc-db-crash", "dc-power-loss", "dc-heat", "national-network-loss"]

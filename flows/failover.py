@@ -54,13 +54,14 @@ class FailoverStopped(DrpError):
     """The failover stopped on purpose (a gate refused or timed out); the reason says which."""
 
 
-def _run_name(incident_id: str | None = None) -> str:
-    """``failover/<incident>/<category or from-signals>/<mode>``."""
+def _run_name(incident_id: str | None = None, category: str | None = None) -> str:
+    """``failover/<incident>/<category>/<mode>``: the category declared, or ``from-signals``
+    until the signals are classified (then the run is renamed with what they showed)."""
     p = current_run.parameters
     return incidents.run_name(
         "failover",
         incident_id or p.get("incident_id"),
-        p.get("category") or "from-signals",
+        category or p.get("category") or "from-signals",
         p.get("mode"),
     )
 
@@ -152,6 +153,8 @@ def failover(
             consulted_it_directorate,
             run_mode,
         )
+    if not category:  # classified from the signals: the run's name says what they showed
+        incidents.name_run(_run_name(incident_id, decl["category"]))
     clock = RecoveryTimeClock(
         declared_at=datetime.fromisoformat(decl["declared_at"]),
         budget=timedelta(minutes=min(s.rto_minutes for s in rb.services)),

@@ -57,17 +57,20 @@ class Timeline:
     verdicts: tuple[str, ...]
 
     def rows(self) -> list[dict[str, str]]:
-        """The table an artifact shows: one row per entry, every cell text."""
+        """The table an artifact shows: one row per entry, every cell text (empty when there is
+        nothing to say: the UI renders cells as Markdown, where a lone dash is a list item). The
+        short columns come first, the step and the sentence last, so that a narrow screen shows
+        the clock, who and the gate waits without scrolling; the date is in the summary."""
         return [
             {
-                "time (UTC)": e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-                "time (WIB)": e.at.astimezone(WIB).strftime("%H:%M:%S"),
                 "RTO clock": offset_text(e.offset_s(self.declared_at)),
+                "time (WIB)": e.at.astimezone(WIB).strftime("%H:%M:%S"),
+                "time (UTC)": e.at.astimezone(UTC).strftime("%H:%M:%S"),
                 "flow": e.flow,
-                "step": e.step or "-",
+                "who": e.who,
+                "gate wait": "" if e.waited_s is None else f"{e.waited_s:.1f} s",
+                "step": e.step,
                 "event": e.event,
-                "who": e.who or "-",
-                "gate wait": "-" if e.waited_s is None else f"{e.waited_s:.1f} s",
             }
             for e in self.entries
         ]
@@ -108,9 +111,9 @@ def wib_text(moment: datetime) -> str:
 
 def offset_text(seconds: float | None) -> str:
     """``+01:05.3`` (minutes, seconds), ``+1:02:03`` past an hour, ``-00:04.0`` before the
-    declaration (a drill checks and injects its fault first)."""
+    declaration (a drill checks and injects its fault first), empty without a declaration."""
     if seconds is None:
-        return "-"
+        return ""
     sign = "-" if seconds < 0 else "+"
     whole = abs(seconds)
     hours, rest = divmod(whole, 3600)
@@ -227,8 +230,8 @@ def build_timeline(
     it (a resync or failback run on its own: the declaration is in the failover's ledger).
     """
     entries: list[TimelineEntry] = []
-    people: list[str] = []
-    verdicts: list[str] = []
+    people: list[tuple[datetime, str]] = []
+    verdicts: list[tuple[datetime, str]] = []
     for flow, records in ledgers.items():
         step_names: dict[str, str] = {}
         for rec in records:
@@ -242,13 +245,15 @@ def build_timeline(
             if found is None:
                 continue
             entries.append(found)
-            people.extend(_people(flow, rec.kind, d, found))
-            if rec.kind in RESULT_KINDS or rec.kind in STOP_KINDS:
-                verdicts.append(f"{flow}: {found.event}")
-            if rec.kind in ("drill.completed", "drill.failed"):
-                verdicts.append(f"{flow}: {found.event}")
+            people.extend((found.at, p) for p in _people(flow, rec.kind, d, found))
+            if rec.kind in (*RESULT_KINDS, *STOP_KINDS, "drill.completed", "drill.failed"):
+                verdicts.append((found.at, f"{flow}: {found.event}"))
+
+    def in_time(items: list[tuple[datetime, str]]) -> tuple[str, ...]:
+        return tuple(text for _, text in sorted(items, key=lambda item: item[0]))
+
     entries.sort(key=lambda e: e.at)  # stable: records of one instant keep their ledger order
-    return Timeline(incident_id, declared_at, tuple(entries), tuple(people), tuple(verdicts))
+    return Timeline(incident_id, declared_at, tuple(entries), in_time(people), in_time(verdicts))
 
 
 def _people(flow: str, kind: str, d: Mapping[str, Any], e: TimelineEntry) -> list[str]:

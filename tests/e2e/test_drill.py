@@ -189,14 +189,14 @@ def test_the_drill_run_page_holds_its_subflows_documents_and_whole_timeline(
     timeline = next(a for a in artifacts if a.key == f"timeline-drill-{incident}")
     rows = json.loads(timeline.data)
     assert {r["flow"] for r in rows} == {"drill", "failover", "resync", "failback"}
-    approvals = [r for r in rows if " approved: " in r["event"]]
+    approvals = [r for r in rows if " approved: " in r["what"]]
     assert [(r["flow"], r["who"]) for r in approvals] == [
         ("failover", "Sari (direktur, prefect-ui)"),
         ("failback", "Sari (direktur, prefect-ui)"),
     ]
     assert all(float(r["gate wait"].removesuffix(" s")) >= 1.0 for r in approvals)
     assert rows[0]["RTO clock"].startswith("-")  # the drill checks and injects before declaring
-    assert "drill passed" in rows[-1]["event"]
+    assert "drill passed" in rows[-1]["what"]
 
     lines = [entry.message for entry in logs]
     for phase in summary["phases"]:

@@ -142,15 +142,18 @@ def test_an_incident_run_is_named_after_it_and_its_page_holds_documents_and_time
     # waited, every step, the RTO verdict; offsets run from the declaration.
     timeline = found[f"timeline-failover-{incident}"]
     rows = json.loads(timeline.data) if isinstance(timeline.data, str) else timeline.data
-    declared = next(r for r in rows if "declared" in r["event"])
+    declared = next(r for r in rows if "declared" in r["what"])
     assert declared["who"] == "Budi (direktur)" and declared["RTO clock"] == "+00:00.0"
-    approved = next(r for r in rows if "approved" in r["event"])
+    approved = next(r for r in rows if "approved" in r["what"])
     (granted,) = _records(ledger, "approval.granted")
     assert approved["who"] == "Sari (direktur, prefect-ui)"
     assert approved["gate wait"] == f"{granted['waited_s']:.1f} s" and granted["waited_s"] > 0
     steps = [s["name"] for s in _records(ledger, "step.start")]
-    assert [r["step"] for r in rows if r["event"].startswith("started")] == steps
-    assert "service verified at the DRC; achieved RTO" in rows[-1]["event"]
+    assert [r["what"] for r in rows if " — started (budget" in r["what"]] == [
+        f"{name} — started (budget {budget:.1f} s)"
+        for name, budget in ((s["name"], s["budget_s"]) for s in _records(ledger, "step.start"))
+    ]
+    assert "service verified at the DRC; achieved RTO" in rows[-1]["what"]
     assert "approved by Sari (direktur, prefect-ui)" in timeline.description
     assert outcome["rto_verdict"] in timeline.description
     report = _artifacts([f"failover-{incident}"])[f"failover-{incident}"]

@@ -88,18 +88,18 @@ def test_the_rows_are_in_time_order_across_ledgers_with_offsets_from_the_declara
     assert timeline.declared_at == T0 + timedelta(seconds=1)
     assert [r["flow"] for r in rows][:4] == ["drill", "drill", "drill", "failover"]
     assert [r["RTO clock"] for r in rows][:3] == ["-00:06.0", "-00:05.0", "-00:04.0"]
-    declared = next(r for r in rows if "declared" in r["event"])
+    declared = next(r for r in rows if "declared" in r["what"])
     assert declared["RTO clock"] == "+00:00.0"
     assert declared["who"] == "Budi (direktur)"
-    assert declared["event"] == "katastropik declared on Pasal 7(1)(b); RTO clock started"
+    assert declared["what"] == "katastropik declared on Pasal 7(1)(b); RTO clock started"
     assert declared["time (UTC)"] == "14:40:01"
     assert declared["time (WIB)"] == "21:40:01"  # UTC+7
-    assert rows[-1]["event"] == "drill passed (passed, 75.0 s)"
+    assert rows[-1]["what"] == "drill passed (passed, 75.0 s)"
 
 
 def test_the_approval_says_who_through_which_channel_and_how_long_the_gate_waited() -> None:
     timeline = build_timeline("inc-1", {"failover": FAILOVER})
-    approved = next(r for r in timeline.rows() if "approved" in r["event"])
+    approved = next(r for r in timeline.rows() if "approved" in r["what"])
     assert approved["who"] == "Sari (direktur, prefect-ui)"
     assert approved["gate wait"] == "3.5 s"
     assert approved["RTO clock"] == "+00:03.7"
@@ -116,10 +116,10 @@ def test_the_approval_says_who_through_which_channel_and_how_long_the_gate_waite
 
 def test_step_ends_carry_the_step_name_duration_budget_and_reason() -> None:
     rows = build_timeline("inc-1", {"failover": FAILOVER}).rows()
-    fence = [r for r in rows if r["step"] == "Fence the DC primary"]
-    assert [r["event"] for r in fence] == [
-        "started (budget 15.0 s)",
-        "done in 7.0 s (budget 15.0 s): fenced",
+    fence = [r["what"] for r in rows if r["what"].startswith("Fence the DC primary — ")]
+    assert fence == [
+        "Fence the DC primary — started (budget 15.0 s)",
+        "Fence the DC primary — done in 7.0 s (budget 15.0 s): fenced",
     ]
 
 
@@ -138,7 +138,7 @@ def test_the_verdicts_hold_the_rto_and_the_summary_starts_at_the_declaration() -
 def test_records_that_tell_no_moment_of_the_story_are_left_to_the_evidence() -> None:
     rows = build_timeline("inc-1", {"failover": FAILOVER}).rows()
     assert len(rows) == len(FAILOVER) - 2  # the notification and the Ansible task result
-    assert not any(r["event"] == "stop" or r["event"] == "declared" for r in rows)
+    assert not any(r["what"] in ("stop", "declared") for r in rows)
 
 
 def test_a_flow_without_the_declaration_measures_from_the_one_given() -> None:
@@ -174,11 +174,14 @@ def test_the_short_columns_come_first_and_empty_cells_stay_empty() -> None:
         "flow",
         "who",
         "gate wait",
-        "step",
-        "event",
+        "what",
     ]
     started = rows[0]  # attempt.start: no step, nobody named, no gate
-    assert (started["step"], started["who"], started["gate wait"]) == ("", "", "")
+    assert (started["what"], started["who"], started["gate wait"]) == (
+        "attempt 1 started (drill)",
+        "",
+        "",
+    )
 
 
 def test_who_acted_and_the_verdicts_are_summarised_in_time_order() -> None:

@@ -59,8 +59,9 @@ class Timeline:
     def rows(self) -> list[dict[str, str]]:
         """The table an artifact shows: one row per entry, every cell text (empty when there is
         nothing to say: the UI renders cells as Markdown, where a lone dash is a list item). The
-        short columns come first, the step and the sentence last, so that a narrow screen shows
-        the clock, who and the gate waits without scrolling; the date is in the summary."""
+        short columns come first and ``what`` (the step, then what happened) last, so that a
+        screen shows the clock, who acted and the gate waits without scrolling; the date is in
+        the summary."""
         return [
             {
                 "RTO clock": offset_text(e.offset_s(self.declared_at)),
@@ -69,8 +70,7 @@ class Timeline:
                 "flow": e.flow,
                 "who": e.who,
                 "gate wait": "" if e.waited_s is None else f"{e.waited_s:.1f} s",
-                "step": e.step,
-                "event": e.event,
+                "what": f"{e.step} — {e.event}" if e.step else e.event,
             }
             for e in self.entries
         ]

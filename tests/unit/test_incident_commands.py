@@ -44,7 +44,9 @@ def test_a_wrong_role_is_refused_with_exit_2_and_the_choices() -> None:
         ["record", "end-of-condition", "--incident", "x", "--declared-by", "B", "--role", "boss"],
     )
     assert result.exit_code == 2
-    assert "--role: role 'boss' is not one of direktur, kepala_kantor" in flat(result.stderr)
+    assert "--role (Pasal 9 names who ends the condition): role 'boss' is not one of" in flat(
+        result.stderr
+    )
 
 
 def test_the_run_page_is_named_only_when_the_api_is_a_real_server(

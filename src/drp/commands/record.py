@@ -124,7 +124,7 @@ def end_of_condition(
     try:
         role = role_from(role).value  # Pasal 9 names the declarers: direktur, kepala_kantor
     except UnknownChoice as exc:
-        fail(f"--role: {escape(str(exc))}", code=2)
+        fail(f"--role (Pasal 9 names who ends the condition): {escape(str(exc))}", code=2)
     if not declared_by.strip():
         fail("--declared-by NAME is required", code=2)
     settings = Settings()

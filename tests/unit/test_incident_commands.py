@@ -85,3 +85,12 @@ def test_the_follower_names_this_runs_id_not_an_earlier_attempts(tmp_path: Path)
     stop.set()  # read what is there once, then return
     follow(tmp_path / "failover", stop, show=lines.append, on_run=seen.append, earlier=earlier)
     assert seen == ["this-run"]
+
+
+def test_a_run_name_is_the_flow_the_incident_and_what_tells_its_runs_apart() -> None:
+    from drp.tasks.incident import run_name
+
+    assert run_name("failover", "inc-1", "katastropik", "real") == "failover/inc-1/katastropik/real"
+    assert run_name("drill", None, "dc-heat") == "drill/new/dc-heat"  # renamed once it has one
+    assert run_name("reports", "inc-1") == "reports/inc-1"
+    assert run_name("failback", "inc-1", None, "", "drill") == "failback/inc-1/drill"

@@ -37,6 +37,7 @@ from drp.tasks import drill as steps
 from drp.tasks import incident as incidents
 from drp.tasks.evidence_archive import archive_after_run_task
 from drp.tasks.failover import new_incident_id
+from drp.tasks.parameters import ScenarioName
 from drp.tasks.steps import DONE, FAILED, Announcer, StepOutcome, record_step
 from drp.topology import resolve
 
@@ -57,15 +58,20 @@ PHASES: tuple[tuple[str, str, int], ...] = (
 """(id, name, budget in seconds) — budgets are what the lab takes on one machine, with room."""
 
 
-def _run_name() -> str:
+def _run_name(incident_id: str | None = None) -> str:
+    """``drill/<incident>/<scenario>``."""
     p = current_run.parameters
-    return f"drill/{p.get('scenario')}/{p.get('incident_id') or 'new'}"
+    return incidents.run_name("drill", incident_id or p.get("incident_id"), p.get("scenario"))
+
+
+SUBFLOWS = ("failover", "resync", "failback")
+"""The incident flows a drill runs as subflows; its timeline and documents cover them."""
 
 
 @flow(name="drill", flow_run_name=_run_name, validate_parameters=True)
 def drill(
     runbook: str = "runbooks/lab.yaml",
-    scenario: str = "dc-db-crash",
+    scenario: ScenarioName = "dc-db-crash",
     operator: str = "drill-operator",
     approved_by: str | None = None,
     confirm_dc_isolated_by: str | None = None,
@@ -90,7 +96,9 @@ def drill(
     rb = load_runbook(runbook)
     lab = steps.lab_for(rb, settings.lab_root)
     topology = resolve(rb, Path(rb.inventory), settings)
-    incident_id = incident_id or new_incident_id().replace("inc-", "drill-", 1)
+    if not incident_id:
+        incident_id = new_incident_id().replace("inc-", "drill-", 1)
+        incidents.name_run(_run_name(incident_id))
     ledger_dir = incidents.ledger_dir(settings.evidence_dir, incident_id, "drill")
     prior = incidents.prior_attempts(ledger_dir)
     if prior and prior.closed:
@@ -404,6 +412,11 @@ def _publish(run: steps.DrillRun, s: dict[str, Any]) -> Path:
     for f in s["findings"]:
         mark = "✓" if f["ok"] else ("✗" if f["blocking"] else "⚠ to improve:")
         lines.append(f"- {mark} {f['reason']}")
+    timeline = incidents.publish_timeline(
+        run.ledger.directory.parent.parent, run.incident_id, "drill", ("drill", *SUBFLOWS)
+    )
+    lines += ["", "## Who and when", "", *timeline.summary()]
+    lines += ["", "## Timeline (the drill and its flows)", "", timeline.table_markdown()]
     return incidents.publish_report(
         run.ledger,
         "drill",

@@ -37,6 +37,7 @@ from drp.tasks import gates
 from drp.tasks import incident as incidents
 from drp.tasks.evidence_archive import archive_after_run_task
 from drp.tasks.failover import frontdoor_site
+from drp.tasks.parameters import ModeName
 from drp.tasks.steps import FAILED, StepOutcome, crash_if_asked
 from drp.topology import resolve
 
@@ -46,22 +47,24 @@ class FailbackStopped(DrpError):
 
 
 def _run_name() -> str:
+    """``failback/<incident>/<mode>``."""
     p = current_run.parameters
-    return f"failback/{p.get('incident_id') or 'no-incident'}/{p.get('mode', 'drill')}"
+    return incidents.run_name("failback", p.get("incident_id"), p.get("mode"))
 
 
 @flow(name="failback", flow_run_name=_run_name, validate_parameters=True)
 def failback(
     incident_id: str,
+    mode: ModeName,
     approved_by: str | None = None,
     runbook: str = "runbooks/lab.yaml",
     declared_by: str | None = None,
-    mode: str = "drill",
     approval_code: str | None = None,
     approval_timeout_s: int | None = None,
 ) -> dict[str, Any]:
     """Switch service back to the DC with zero data loss; returns the outcome (also in the
-    ledger). Without ``approved_by`` the run pauses for approval in the Prefect UI."""
+    ledger). Without ``approved_by`` the run pauses for approval in the Prefect UI. ``mode``
+    has no default: whoever starts it says whether the incident is a drill or real."""
     logger = get_run_logger()
     if not incident_id.strip():
         raise PreconditionFailed("incident_id is required: a failback belongs to an incident")
@@ -69,8 +72,6 @@ def failback(
         raise PreconditionFailed(
             "approved_by is empty: name the approver, or leave it out to approve in the Prefect UI"
         )
-    if mode not in ("drill", "real"):
-        raise PreconditionFailed(f"mode {mode!r}: choose drill or real")
     settings = Settings()
     rb = load_runbook(runbook)
     topology = resolve(rb, Path(rb.inventory), settings)
@@ -286,7 +287,10 @@ def _outcome(
 
 
 def _publish_summary(run: steps.FailbackRun, outcome: dict[str, Any]) -> None:
-    """The run's story for the Prefect UI and a report file beside the ledger."""
+    """The run's story for the Prefect UI and a report file beside the ledger, with the
+    timeline (also a table artifact of its own)."""
+    evidence_dir = run.ledger.directory.parent.parent  # <evidence>/<incident>/failback
+    timeline = incidents.publish_timeline(evidence_dir, run.incident_id, "failback")
     lines = [
         f"# Failback {run.incident_id} to the DC — {outcome['status']}",
         "",
@@ -299,7 +303,9 @@ def _publish_summary(run: steps.FailbackRun, outcome: dict[str, Any]) -> None:
     ]
     if outcome.get("reason"):
         lines.append(f"- Stopped because: {outcome['reason']}")
-    lines += ["", *incidents.steps_table(run.results)]
+    lines += ["", "## Who and when", "", *timeline.summary()]
+    lines += ["", "## Steps against their budgets", "", *incidents.steps_table(run.results)]
+    lines += ["", "## Timeline", "", timeline.table_markdown()]
     outcome["report"] = str(
         incidents.publish_report(
             run.ledger,

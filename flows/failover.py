@@ -24,7 +24,6 @@ from prefect.runtime import flow_run as current_run
 
 from drp.domain import failover as rules
 from drp.domain.classification import (
-    Role,
     check_declarer,
     classify,
     declare,
@@ -46,6 +45,7 @@ from drp.tasks import failover as steps
 from drp.tasks import gates
 from drp.tasks import incident as incidents
 from drp.tasks.evidence_archive import archive_after_run_task
+from drp.tasks.parameters import CategoryName, ModeName, RoleName
 from drp.tasks.steps import crash_if_asked
 from drp.topology import resolve
 
@@ -54,20 +54,26 @@ class FailoverStopped(DrpError):
     """The failover stopped on purpose (a gate refused or timed out); the reason says which."""
 
 
-def _run_name() -> str:
+def _run_name(incident_id: str | None = None, category: str | None = None) -> str:
+    """``failover/<incident>/<category>/<mode>``: the category declared, or ``from-signals``
+    until the signals are classified (then the run is renamed with what they showed)."""
     p = current_run.parameters
-    ident = p.get("incident_id") or "new-incident"
-    return f"failover/{ident}/{p.get('category') or 'from-signals'}/{p.get('mode', 'drill')}"
+    return incidents.run_name(
+        "failover",
+        incident_id or p.get("incident_id"),
+        category or p.get("category") or "from-signals",
+        p.get("mode"),
+    )
 
 
 @flow(name="failover", flow_run_name=_run_name, validate_parameters=True)
 def failover(
+    mode: ModeName,
     runbook: str = "runbooks/lab.yaml",
     declared_by: str = "",
-    declarer_role: str = "direktur",
-    category: str | None = None,
+    declarer_role: RoleName = "direktur",
+    category: CategoryName | None = None,
     signals: dict[str, Any] | None = None,
-    mode: str = "drill",
     approved_by: str | None = None,
     approval_code: str | None = None,
     confirm_dc_isolated_by: str | None = None,
@@ -78,7 +84,13 @@ def failover(
     consulted_it_directorate: bool = True,
     approval_timeout_s: int | None = None,
 ) -> dict[str, Any]:
-    """Fail service over from the DC to the DRC; returns the outcome (also in the ledger)."""
+    """Fail service over from the DC to the DRC; returns the outcome (also in the ledger).
+
+    ``mode`` has no default: whoever starts a failover (the UI's form asks) says whether it is
+    a drill or the real thing, since each writes its own documents. ``category`` is one of
+    ``parsial_lokal``, ``parsial_nasional``, ``katastropik`` (or ``local``, ``national``,
+    ``catastrophic``); left out, the signals decide.
+    """
     logger = get_run_logger()
     settings = Settings()
     rb = load_runbook(runbook)
@@ -99,7 +111,7 @@ def failover(
     topology = resolve(rb, Path(rb.inventory), settings)
     if not incident_id:
         incident_id = steps.new_incident_id()
-        _rename_run(f"failover/{incident_id}/{category or 'from-signals'}/{mode}")
+        incidents.name_run(_run_name(incident_id))
     ledger_dir = incidents.ledger_dir(settings.evidence_dir, incident_id, "failover")
     prior = incidents.prior_attempts(ledger_dir)
     if prior and prior.closed:
@@ -141,6 +153,8 @@ def failover(
             consulted_it_directorate,
             run_mode,
         )
+    if not category:  # classified from the signals: the run's name says what they showed
+        incidents.name_run(_run_name(incident_id, decl["category"]))
     clock = RecoveryTimeClock(
         declared_at=datetime.fromisoformat(decl["declared_at"]),
         budget=timedelta(minutes=min(s.rto_minutes for s in rb.services)),
@@ -241,16 +255,9 @@ def failover(
 
 def _documents(incident_id: str) -> dict[str, Any] | None:
     """The regulation's documents so far (Markdown; every format with ``drp report``),
-    published as artifacts and indexed in the registry; never fails the failover."""
+    published as artifacts on the incident's run and indexed in the registry; never fails the
+    failover. In a drill the drill's run publishes them at its end."""
     return load("reports").publish_after_flow(incident_id, formats=["md"])
-
-
-def _rename_run(name: str) -> None:
-    """Started without an incident id (from the UI): name the run after the one just made."""
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(current_run.id, name=name)
 
 
 @task(name="declare", timeout_seconds=60, cache_policy=NO_CACHE, retries=0)
@@ -279,7 +286,7 @@ def declare_disaster(
             "the signals show no disaster and no category was declared: "
             "nothing to fail over (" + " ".join(assessment.notes) + ")"
         )
-    decision = check_declarer(Role(declarer_role), disaster, consulted_it_directorate=consulted)
+    decision = check_declarer(declarer_role, disaster, consulted_it_directorate=consulted)
     now = datetime.now(UTC)
     record = {
         "declared_by": declared_by,
@@ -399,7 +406,11 @@ def _outcome(
 
 
 def _publish_summary(run: steps.FailoverRun, outcome: dict[str, Any]) -> None:
-    """The run's story for the Prefect UI: timeline, steps against budgets, RTO, RPO, ledger."""
+    """The run's story for the Prefect UI: who declared and approved, how long the gates made
+    the recovery wait, the RTO, the RPO, the steps against their budgets, the timeline (also a
+    table artifact of its own), the ledger."""
+    evidence_dir = run.ledger.directory.parent.parent  # <evidence>/<incident>/failover
+    timeline = incidents.publish_timeline(evidence_dir, run.incident_id, "failover")
     lines = [
         f"# Failover {run.incident_id} — {outcome['status']}",
         "",
@@ -412,13 +423,16 @@ def _publish_summary(run: steps.FailoverRun, outcome: dict[str, Any]) -> None:
     ]
     if outcome.get("reason"):
         lines.append(f"- Stopped because: {outcome['reason']}")
-    lines += ["", *incidents.steps_table(run.results)]
+    lines += ["", "## Who and when", "", *timeline.summary()]
+    lines += ["", "## Steps against their budgets", "", *incidents.steps_table(run.results)]
+    lines += ["", "## Timeline", "", timeline.table_markdown()]
     outcome["report"] = str(
         incidents.publish_report(
             run.ledger,
             "failover",
             run.incident_id,
             "\n".join(lines) + "\n",
-            f"Failover {run.incident_id}: timeline and evidence",
+            f"Failover {run.incident_id} ({run.mode.value}): {outcome['status']} — "
+            "who declared and approved, the gate waits, RTO, steps, timeline",
         )
     )

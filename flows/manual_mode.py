@@ -8,14 +8,17 @@ Thin on purpose: the steps live in :mod:`drp.tasks.manual`, the rules in
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import PurePath
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run as current_run
 
 from drp.errors import PreconditionFailed
 from drp.settings import Settings
 from drp.tasks import manual as steps
+from drp.tasks.incident import run_name
 
 ACTIONS = ("activate", "deactivate")
 
@@ -24,10 +27,24 @@ def _key(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-") or "incident"
 
 
-@flow(name="manual-mode", validate_parameters=True)
+def _run_name() -> str:
+    """``manual-mode/<incident>/<activate|deactivate>``."""
+    p = current_run.parameters
+    return run_name("manual-mode", p.get("incident_id"), p.get("action"))
+
+
+def _submit_run_name() -> str:
+    """``manual-submit/<office>/<file name>``: a declaration file is not yet an incident's."""
+    p = current_run.parameters
+    return "/".join(
+        ["manual-submit", str(p.get("office") or "?"), PurePath(str(p.get("file"))).name]
+    )
+
+
+@flow(name="manual-mode", flow_run_name=_run_name, validate_parameters=True)
 def manual_mode(
     incident_id: str,
-    action: str = "activate",
+    action: Literal["activate", "deactivate"] = "activate",
     offices: list[str] | None = None,
     types: list[str] | None = None,
     runbook: str = "runbooks/lab.yaml",
@@ -74,7 +91,7 @@ def manual_mode(
     return result
 
 
-@flow(name="manual-submit", validate_parameters=True)
+@flow(name="manual-submit", flow_run_name=_submit_run_name, validate_parameters=True)
 def manual_submit(
     file: str,
     office: str,

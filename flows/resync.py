@@ -28,6 +28,7 @@ from drp.tasks import manual as manual_steps
 from drp.tasks import manual_resync
 from drp.tasks import resync as steps
 from drp.tasks.evidence_archive import archive_after_run_task
+from drp.tasks.parameters import ModeName
 from drp.tasks.steps import FAILED, StepOutcome, crash_if_asked
 from drp.topology import resolve
 
@@ -37,23 +38,23 @@ class ResyncStopped(DrpError):
 
 
 def _run_name() -> str:
+    """``resync/<incident>/<mode>``."""
     p = current_run.parameters
-    return f"resync/{p.get('incident_id') or 'no-incident'}/{p.get('mode', 'drill')}"
+    return incidents.run_name("resync", p.get("incident_id"), p.get("mode"))
 
 
 @flow(name="resync", flow_run_name=_run_name, validate_parameters=True)
 def resync(
     incident_id: str,
+    mode: ModeName,
     runbook: str = "runbooks/lab.yaml",
-    mode: str = "drill",
     force_basebackup: bool = False,
 ) -> dict[str, Any]:
-    """Rebuild the old primary as a standby of the DRC; returns the outcome (also in the ledger)."""
+    """Rebuild the old primary as a standby of the DRC; returns the outcome (also in the ledger).
+    ``mode`` has no default: whoever starts it says whether the incident is a drill or real."""
     logger = get_run_logger()
     if not incident_id.strip():
         raise PreconditionFailed("incident_id is required: a resync belongs to an incident")
-    if mode not in ("drill", "real"):
-        raise PreconditionFailed(f"mode {mode!r}: choose drill or real")
     settings = Settings()
     rb = load_runbook(runbook)
     topology = resolve(rb, Path(rb.inventory), settings)
@@ -183,7 +184,10 @@ def _outcome(
 
 
 def _publish_summary(run: steps.ResyncRun, outcome: dict[str, Any]) -> None:
-    """The run's story for the Prefect UI and a report file beside the ledger."""
+    """The run's story for the Prefect UI and a report file beside the ledger, with the
+    timeline (also a table artifact of its own)."""
+    evidence_dir = run.ledger.directory.parent.parent  # <evidence>/<incident>/resync
+    timeline = incidents.publish_timeline(evidence_dir, run.incident_id, "resync")
     lines = [
         f"# Resync {run.incident_id} — {outcome['status']}",
         "",
@@ -194,7 +198,9 @@ def _publish_summary(run: steps.ResyncRun, outcome: dict[str, Any]) -> None:
     ]
     if outcome.get("reason"):
         lines.append(f"- Stopped because: {outcome['reason']}")
-    lines += ["", *incidents.steps_table(run.results)]
+    lines += ["", "## Who and when", "", *timeline.summary()]
+    lines += ["", "## Steps against their budgets", "", *incidents.steps_table(run.results)]
+    lines += ["", "## Timeline", "", timeline.table_markdown()]
     outcome["report"] = str(
         incidents.publish_report(
             run.ledger,
@@ -207,7 +213,14 @@ def _publish_summary(run: steps.ResyncRun, outcome: dict[str, Any]) -> None:
 
 
 # -- Manual declarations into SKP (Pasal 11) ------------------------------------------------------
-@flow(name="resync-manual-declarations", validate_parameters=True)
+def _manual_run_name() -> str:
+    """``resync-manual-declarations/<incident>``."""
+    return incidents.run_name(
+        "resync-manual-declarations", current_run.parameters.get("incident_id")
+    )
+
+
+@flow(name="resync-manual-declarations", flow_run_name=_manual_run_name, validate_parameters=True)
 def resync_manual_declarations(
     incident_id: str, runbook: str = "runbooks/lab.yaml", restored_at: str | None = None
 ) -> dict[str, Any]:

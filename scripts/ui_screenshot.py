@@ -1,108 +1,131 @@
-"""Screenshot a Prefect UI page in headless Chromium (Debian's ``chromium``), optionally after
-clicking buttons by their text — e.g. a paused run's page with its approval form open:
+"""Screenshot a page of the Prefect UI with headless Chromium (Debian's ``chromium``).
+
+``chromium --screenshot`` cannot click, and the run page's tabs (Artifacts, Subflow Runs, ...)
+are not reachable by URL, so this drives the browser over the DevTools protocol instead: open
+the page, wait for it to render, optionally click the element whose text is ``--click``, save
+the PNG. How docs/img/drill-run.png was made::
 
     .venv/bin/python scripts/ui_screenshot.py http://127.0.0.1:PORT/runs/flow-run/ID \\
-        docs/img/approval-form.png --click Resume
-
-The page needs JavaScript, so Chromium is driven over the DevTools protocol (``websockets``, a
-dependency of Prefect) rather than with ``--screenshot``. Exit 1 when a button is not found.
+        docs/img/drill-run.png --click Artifacts --debug-port 16199
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
+import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from typing import Any
 
-from websockets.sync.client import connect
+import websockets
+
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _page_socket(port: int, timeout_s: float = 20) -> str:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=2) as answer:
+                targets = json.load(answer)
+            return next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+        except (OSError, StopIteration, ValueError):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"chromium's DevTools did not answer on port {port}") from None
+            time.sleep(0.2)
+
+
+async def _shoot(
+    socket: str, url: str, out: str, clicks: list[str], width: int, height: int
+) -> None:
+    async with websockets.connect(socket, max_size=2**26) as ws:
+        counter = 0
+
+        async def call(method: str, **params: Any) -> dict[str, Any]:
+            nonlocal counter
+            counter += 1
+            await ws.send(json.dumps({"id": counter, "method": method, "params": params}))
+            while True:
+                message = json.loads(await ws.recv())
+                if message.get("id") == counter:
+                    return message.get("result", {})
+
+        await call("Page.enable")
+        await call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        await call("Page.navigate", url=url)
+        await asyncio.sleep(8)  # the UI loads its data after the page itself
+        for click in clicks:
+            found = await call(
+                "Runtime.evaluate",
+                expression=f"""(() => {{
+                    const hits = [...document.querySelectorAll('*')]
+                      .filter(e => e.children.length === 0
+                        && e.textContent.trim() === {json.dumps(click)});
+                    if (!hits.length) return 0;
+                    hits[hits.length - 1].click();
+                    return hits.length; }})()""",
+                returnByValue=True,
+            )
+            if not found.get("result", {}).get("value"):
+                raise SystemExit(f"nothing on the page reads {click!r}")
+            await asyncio.sleep(5)
+        shot = await call("Page.captureScreenshot", format="png")
+        with open(out, "wb") as png:
+            png.write(base64.b64decode(shot["data"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url")
     parser.add_argument("out")
-    parser.add_argument("--click", action="append", default=[], help="button text to click")
-    parser.add_argument("--port", type=int, default=15700, help="DevTools port (loopback)")
-    parser.add_argument("--wait", type=float, default=10.0, help="seconds for the page to load")
+    parser.add_argument(
+        "--click", action="append", default=[], help="text of a tab or button to click (repeatable)"
+    )
+    parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument("--height", type=int, default=1000)
+    parser.add_argument("--debug-port", type=int, required=True, help="a free loopback port")
     args = parser.parse_args()
     profile = tempfile.mkdtemp(prefix="drp-chromium-")
     browser = subprocess.Popen(
         [
             "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
+            *FLAGS,
             f"--user-data-dir={profile}",
-            f"--remote-debugging-port={args.port}",
-            "--window-size=1400,1000",
+            f"--window-size={args.width},{args.height}",
+            f"--remote-debugging-port={args.debug_port}",
             "about:blank",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        page = _page(args.port)
-        with connect(page["webSocketDebuggerUrl"], max_size=50_000_000) as ws:
-            counter = iter(range(1, 1_000_000))
-
-            def call(method: str, **params: Any) -> dict[str, Any]:
-                ident = next(counter)
-                ws.send(json.dumps({"id": ident, "method": method, "params": params}))
-                while True:
-                    message = json.loads(ws.recv())
-                    if message.get("id") == ident:
-                        return message.get("result", message)
-
-            call(
-                "Emulation.setDeviceMetricsOverride",
-                width=1400,
-                height=1000,
-                deviceScaleFactor=1,
-                mobile=False,
-            )
-            call("Page.navigate", url=args.url)
-            time.sleep(args.wait)
-            for text in args.click:
-                script = (
-                    "(() => { const b = [...document.querySelectorAll('button')]"
-                    f".find(b => b.innerText.trim() === {json.dumps(text)});"
-                    " if (!b) return false; b.click(); return true; })()"
-                )
-                found = call("Runtime.evaluate", expression=script, returnByValue=True)
-                if not found["result"].get("value"):
-                    print(f"no button {text!r} on {args.url}", file=sys.stderr)
-                    return 1
-                time.sleep(4)
-            shot = call("Page.captureScreenshot", format="png")
-            with open(args.out, "wb") as fh:
-                fh.write(base64.b64decode(shot["data"]))
-        print(f"saved {args.out}")
-        return 0
+        socket = _page_socket(args.debug_port)
+        asyncio.run(_shoot(socket, args.url, args.out, args.click, args.width, args.height))
     finally:
         browser.terminate()
         browser.wait(timeout=10)
-
-
-def _page(port: int) -> dict[str, Any]:
-    for _ in range(100):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=2) as r:
-                targets = json.load(r)
-            return next(t for t in targets if t["type"] == "page")
-        except (OSError, StopIteration, ValueError):
-            time.sleep(0.2)
-    raise SystemExit(f"chromium's DevTools did not answer on port {port}")
+        shutil.rmtree(profile, ignore_errors=True)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -21,15 +21,22 @@ class Notifier(Protocol):
     def send(self, event: str, text: str, data: Mapping[str, Any]) -> None: ...
 
 
+STEP_EVENT_PREFIX = "step."
+"""A step's start and end (``step.started``, ``step.done``, ...): the run's log has them once,
+from :func:`drp.tasks.steps.record_step`, so the log channel does not write them a second time."""
+
+
 class LedgerLogNotifier:
-    """Writes each notification to a logger and to the ledger (``notification`` record)."""
+    """Writes each notification to the ledger (``notification`` record) and to the run's log
+    (but for a step's start and end, which the step recorder logs itself)."""
 
     def __init__(self, ledger: Ledger, logger: logging.Logger | logging.LoggerAdapter) -> None:
         self.ledger = ledger
         self.logger = logger
 
     def send(self, event: str, text: str, data: Mapping[str, Any]) -> None:
-        self.logger.info("[notify] %s", text)
+        if not event.startswith(STEP_EVENT_PREFIX):  # the step recorder logged it already
+            self.logger.info("[notify] %s", text)
         self.ledger.append(
             "notification", {"event": event, "text": text, "channel": "log", **dict(data)}
         )

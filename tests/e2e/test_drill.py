@@ -134,3 +134,75 @@ def test_the_network_loss_drill_stops_the_isolated_primary_before_reconnecting_i
     assert any("stopped on site before the network was restored" in h for h in summary["handled"])
     resync = _records(summary["ledgers"]["resync"], "resync.completed")[0]
     assert resync["method"] in ("rewind", "basebackup", "standby"), resync
+
+
+def test_the_drill_run_page_holds_its_subflows_documents_and_whole_timeline(
+    drilled: Any,
+) -> None:
+    """What the Prefect UI shows for the interactive drill: runs named after the incident, the
+    documents on the drill's own run (not on a subflow's), one timeline of the whole cycle with
+    both approvals, who gave them and how long they waited, each phase logged once."""
+    import json
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    summary = drilled.summaries[drilled.interactive]
+    incident = summary["incident_id"]
+    (start,) = _records(summary["ledger"], "attempt.start")
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(start["flow_run_id"]))
+        subflows = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])
+            )
+        )
+        keys = [f"report-{k}-{incident}" for k in ("kaji-cepat", "simulasi", "pasca")]
+        keys += [f"reports-{incident}", f"timeline-drill-{incident}", f"drill-summary-{incident}"]
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
+        )
+        logs = []
+        while batch := client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])),
+            offset=len(logs),
+        ):
+            logs += batch
+    assert run.name == f"drill/{incident}/{drilled.interactive}"
+    assert {r.name for r in subflows} == {
+        f"failover/{incident}/katastropik/drill",
+        f"resync/{incident}/drill",
+        f"failback/{incident}/drill",
+        f"reports/{incident}",
+    }
+    assert {a.key for a in artifacts if a.flow_run_id == run.id} == set(keys)
+    assert not [a.key for a in artifacts if a.flow_run_id in {r.id for r in subflows}]
+
+    timeline = next(a for a in artifacts if a.key == f"timeline-drill-{incident}")
+    rows = json.loads(timeline.data)
+    assert {r["flow"] for r in rows} == {"drill", "failover", "resync", "failback"}
+    approvals = [r for r in rows if " approved: " in r["what"]]
+    assert [(r["flow"], r["who"]) for r in approvals] == [
+        ("failover", "Sari (direktur, prefect-ui)"),
+        ("failback", "Sari (direktur, prefect-ui)"),
+    ]
+    assert all(float(r["gate wait"].removesuffix(" s")) >= 1.0 for r in approvals)
+    assert rows[0]["RTO clock"].startswith("-")  # the drill checks and injects before declaring
+    assert "drill passed" in rows[-1]["what"]
+
+    lines = [entry.message for entry in logs]
+    for phase in summary["phases"]:
+        name = next(
+            s["name"]
+            for s in _records(summary["ledger"], "step.start")
+            if s["step_id"] == phase["phase"]
+        )
+        assert sum(line.startswith(f"▶ {name} (budget") for line in lines) == 1, name

@@ -32,7 +32,7 @@ def _direct_dsn(lab: Lab, name: str) -> str:
 
 
 def _failback(**params: Any) -> dict[str, Any]:
-    return load("failback").failback(runbook=RUNBOOK, **params)
+    return load("failback").failback(runbook=RUNBOOK, **{"mode": "drill", **params})
 
 
 def test_failback_returns_service_to_the_dc_without_losing_a_drc_write(
@@ -50,7 +50,8 @@ def test_failback_returns_service_to_the_dc_without_losing_a_drc_write(
         incident_id=incident,
     )
     assert failover["status"] == "verified"
-    assert load("resync").resync(runbook=RUNBOOK, incident_id=incident)["status"] == "streaming"
+    resynced = load("resync").resync(runbook=RUNBOOK, incident_id=incident, mode="drill")
+    assert resynced["status"] == "streaming"
 
     # Written at the DRC just before the failback: it must survive the switch back.
     key = f"FB-{uuid.uuid4().hex[:10]}"

@@ -128,3 +128,19 @@ def test_manual_mode_from_activation_to_resync_into_skp(
     assert code == 0 and served["documents"] == 6
     sheet = openpyxl.load_workbook(out).active
     assert sheet is not None and sheet.max_row == 3 + 6
+
+    # The runs are named after the incident (or the office and file) in the Prefect UI.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    names = [
+        f"manual-mode/{INCIDENT}/activate",
+        f"manual-submit/{OFFICE}/{files[2].name}",
+        f"manual-mode/{INCIDENT}/deactivate",
+        f"resync-manual-declarations/{INCIDENT}",
+    ]
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=names))
+        )
+    assert sorted(r.name for r in runs) == sorted(names)

@@ -482,6 +482,7 @@ def test_with_the_dc_lost_the_drc_worker_runs_the_failover_and_a_crashed_run_is_
 
     incident = f"inc-topology-{uuid.uuid4().hex[:6]}"
     parameters = {
+        "mode": "drill",  # no default: whoever starts a failover chooses
         "declared_by": "Budi",
         "approved_by": "Budi",
         "confirm_dc_isolated_by": "Sari",

@@ -43,7 +43,7 @@ def _failover(incident: str) -> None:
 
 
 def _resync(**params: Any) -> dict[str, Any]:
-    return load("resync").resync(runbook=RUNBOOK, **params)
+    return load("resync").resync(runbook=RUNBOOK, **{"mode": "drill", **params})
 
 
 def _cli(*args: str) -> Result:

@@ -88,10 +88,47 @@ def test_the_drill_is_quarterly_and_the_backups_daily_in_jakarta_time() -> None:
     assert DEPLOYMENTS["replication-check"]["schedules"] == [{"interval": 300}]
 
 
-def test_the_existing_deployments_keep_their_parameters() -> None:
+def test_a_person_starting_an_incident_flow_must_choose_drill_or_real() -> None:
+    """A default in prefect.yaml would win over the flow's signature and prefill the UI's form
+    (a failover started from the UI used to run, and document itself, as a drill)."""
+    from prefect.utilities.callables import parameter_schema
+
+    from drp.flows import load
+
     for name in ("failover", "resync", "failback"):
-        assert DEPLOYMENTS[name]["parameters"] == {"runbook": "runbooks/lab.yaml", "mode": "drill"}
+        assert DEPLOYMENTS[name]["parameters"] == {"runbook": "runbooks/lab.yaml"}, name
+        schema = parameter_schema(getattr(load(name), name))
+        assert "mode" in schema.required, name
+        assert schema.properties["mode"]["enum"] == ["drill", "real"], name
     assert DEPLOYMENTS["replication-check"]["parameters"] == {"runbook": "runbooks/lab.yaml"}
+
+
+def test_categories_roles_and_scenarios_are_choices_in_the_deployments_forms() -> None:
+    from prefect.utilities.callables import parameter_schema
+
+    from drp.flows import load
+
+    failover = parameter_schema(load("failover").failover).properties
+    (category, _none) = failover["category"]["anyOf"]
+    assert category["enum"][:3] == ["parsial_lokal", "parsial_nasional", "katastropik"]
+    assert category["enum"][3:] == ["local", "national", "catastrophic"]  # accepted, too
+    assert failover["declarer_role"]["enum"] == [
+        "direktur",
+        "kepala_kantor",
+        "director",
+        "office_head",
+    ]
+    # The approver's role is not a parameter: it comes from the roster (docs/approvals.md).
+    assert "approver_role" not in failover
+    failback = parameter_schema(load("failback").failback).properties
+    assert "approver_role" not in failback and "approval_code" in failback
+    drill = parameter_schema(load("drill").drill).properties
+    assert drill["scenario"]["enum"] == [
+        "dc-db-crash",
+        "dc-power-loss",
+        "dc-heat",
+        "national-network-loss",
+    ]
 
 
 def test_a_run_starts_in_the_checkout_on_the_workers_host() -> None:

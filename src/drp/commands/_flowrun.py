@@ -2,7 +2,10 @@
 outcome (or JSON), exit 0 only when the outcome's status is a success.
 
 Shared by ``drp failover``, ``drp resync``, ``drp failback`` and ``drp drill``: each says which
-flow, which ledger to follow, which records deserve a line, and how to print a success.
+flow, which ledger to follow, which records deserve a line, and how to print a success. When the
+Prefect API is a real server (``PREFECT_API_URL``, or ``PREFECT_UI_URL``), the command names the
+run's page in the UI as soon as the run writes its id into the ledger, and again at the end
+(``run_url`` in ``--json``); with the temporary server there is no page to name.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import sys
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import typer
 
 from drp.commands._follow import following
-from drp.commands._output import emit_json, err_console, fail
+from drp.commands._output import console, emit_json, err_console, fail
+from drp.domain.classification import Role, UnknownChoice, category_from, role_from
 from drp.errors import DrpError
 
 
@@ -53,6 +58,36 @@ def ask_code_if_needed(
     return getpass.getpass(f"one-time code of {approved_by} (from their authenticator): ")
 
 
+def checked_category(option: str, value: str | None) -> str | None:
+    """A category option: the regulation's id for it (English accepted), or exit 2 with the
+    choices."""
+    if value is None:
+        return None
+    try:
+        return category_from(value).value
+    except UnknownChoice as exc:
+        fail(f"{option}: {exc}", code=2)
+
+
+def checked_role(option: str, value: str) -> Role:
+    """A role option (``direktur``, ``kepala_kantor``; English accepted), or exit 2."""
+    try:
+        return role_from(value)
+    except UnknownChoice as exc:
+        fail(f"{option}: {exc}", code=2)
+
+
+def run_page_url(flow_run_id: UUID | str | None) -> str | None:
+    """``<ui>/runs/flow-run/<id>`` when the API is a real server (``PREFECT_UI_URL``, else
+    derived from ``PREFECT_API_URL``); None with the temporary server, whose pages are gone
+    when the command ends."""
+    if flow_run_id is None:
+        return None
+    from prefect.utilities.urls import url_for
+
+    return url_for("flow-run", obj_id=str(flow_run_id))
+
+
 def run_flow_command(
     *,
     flow_file: str,
@@ -73,13 +108,23 @@ def run_flow_command(
     flow_fn = getattr(load(flow_file), flow_name)
     outcome: dict[str, Any] | None = None
     error: str | None = None
-    with following(follow_dir, notable, enabled=not json_out):
+    run_id: UUID | None = None
+
+    def announce(flow_run_id: str) -> None:
+        url = run_page_url(flow_run_id)
+        if url:
+            console.print(f"run page: {url}", highlight=False, soft_wrap=True)
+
+    with following(follow_dir, notable, enabled=not json_out, on_run=announce):
         try:
-            outcome = flow_fn(**params)
+            state = flow_fn(**params, return_state=True)
+            run_id = state.state_details.flow_run_id
+            outcome = state.result()
         except DrpError as exc:
             error = str(exc)
         except Exception as exc:  # Prefect wraps some failures (pause timeouts, crashes)
             error = f"{type(exc).__name__}: {exc}"
+    url = run_page_url(run_id)
     if outcome is None:
         if json_out:
             emit_json(
@@ -88,12 +133,18 @@ def run_flow_command(
                     "status": "stopped",
                     "reason": error,
                     "ledger": str(follow_dir),
+                    "run_url": url,
                 }
             )
         err_console.print(f"[bold red]stopped:[/] {error}", highlight=False)
+        if url:
+            err_console.print(f"run page: {url}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+    outcome = {**outcome, "run_url": url}
     if json_out:
         emit_json(outcome)
     else:
         print_outcome(outcome)
+        if url:
+            console.print(f"run page: {url}", highlight=False, soft_wrap=True)
     raise typer.Exit(0 if outcome.get("status") in ok_statuses else 1)

@@ -7,23 +7,18 @@ from typing import Annotated, Any
 
 import typer
 
-from drp.commands._flowrun import ask_code_if_needed, run_flow_command
+from drp.commands._flowrun import (
+    ask_code_if_needed,
+    checked_category,
+    checked_role,
+    run_flow_command,
+)
 from drp.commands._output import console, emit_json, fail
 from drp.domain.plan import plan as make_plan
 from drp.errors import DrpError
 from drp.runbooks import load_runbook
 from drp.settings import Settings
 from drp.tasks.failover import dry_run_report, new_incident_id
-
-CATEGORIES = {
-    "local": "parsial_lokal",
-    "national": "parsial_nasional",
-    "catastrophic": "katastropik",
-    "parsial_lokal": "parsial_lokal",
-    "parsial_nasional": "parsial_nasional",
-    "katastropik": "katastropik",
-}
-
 
 NOTABLE = (
     "approval.granted",
@@ -44,11 +39,16 @@ def failover(
         "runbooks/lab.yaml"
     ),
     category: Annotated[
-        str | None, typer.Option(help="Declared category: local | national | catastrophic.")
+        str | None,
+        typer.Option(
+            help="Declared category: parsial_lokal | parsial_nasional | katastropik (or local | "
+            "national | catastrophic). Left out, the signals decide."
+        ),
     ] = None,
     declared_by: Annotated[str, typer.Option("--declared-by", help="Who declares.")] = "",
     declarer_role: Annotated[
-        str, typer.Option(help="Declarer's role: direktur | kepala_kantor.")
+        str,
+        typer.Option(help="Declarer's role: direktur | kepala_kantor (or director | office_head)."),
     ] = "direktur",
     approved_by: Annotated[
         str | None,
@@ -87,8 +87,8 @@ def failover(
     json_out: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Fail over from the DC to the DRC; exits 0 only when service is verified at the DRC."""
-    if category is not None and category not in CATEGORIES:
-        fail(f"--category {category!r}: choose local, national or catastrophic", code=2)
+    declared_category = checked_category("--category", category)
+    declarer = checked_role("--declarer-role", declarer_role).value
     if mode not in ("drill", "real"):
         fail(f"--mode {mode!r}: choose drill or real", code=2)
     if not dry_run and not declared_by.strip():
@@ -112,8 +112,8 @@ def failover(
         params=dict(
             runbook=str(runbook),
             declared_by=declared_by,
-            declarer_role=declarer_role,
-            category=CATEGORIES[category] if category else None,
+            declarer_role=declarer,
+            category=declared_category,
             mode=mode,
             approved_by=approved_by,
             approval_code=approval_code,

@@ -19,7 +19,7 @@ from drp.commands._output import console, emit_json, fail
 from drp.commands.incidents import index_quietly
 from drp.documents.collect import IncidentNotFound, incident_ledger_dirs, list_incident_ids
 from drp.documents.records import ORGANISATION, write_record
-from drp.domain.classification import Role
+from drp.domain.classification import UnknownChoice, role_from
 from drp.domain.incident import (
     ASSESSMENT,
     END_OF_CONDITION,
@@ -38,7 +38,6 @@ app = typer.Typer(
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 IncidentOpt = Annotated[str, typer.Option("--incident", help="The incident id.")]
-DECLARER_ROLES = (Role.DIREKTUR.value, Role.KEPALA_KANTOR.value)
 
 
 def _require_incident(settings: Settings, incident_id: str) -> None:
@@ -122,8 +121,10 @@ def end_of_condition(
     json_out: JsonOpt = False,
 ) -> None:
     """Pasal 9: the abnormal condition is over; starts Pasal 11's 30-day resync deadline."""
-    if role not in DECLARER_ROLES:
-        fail(f"--role {escape(role)}: Pasal 9 names {' or '.join(DECLARER_ROLES)}", code=2)
+    try:
+        role = role_from(role).value  # Pasal 9 names the declarers: direktur, kepala_kantor
+    except UnknownChoice as exc:
+        fail(f"--role (Pasal 9 names who ends the condition): {escape(str(exc))}", code=2)
     if not declared_by.strip():
         fail("--declared-by NAME is required", code=2)
     settings = Settings()

@@ -24,7 +24,7 @@ from fractions import Fraction
 from typing import Any, TypeVar
 
 from drp.domain.adb import Criticality
-from drp.errors import RunbookError
+from drp.errors import DrpError, RunbookError
 
 _T = TypeVar("_T")
 
@@ -108,6 +108,69 @@ _ROLE_LABELS: dict[Role, tuple[str, str]] = {
         "designated customs and excise official",
     ),
 }
+
+
+CATEGORY_ALIASES: dict[str, DisasterCategory] = {
+    "local": DisasterCategory.PARSIAL_LOKAL,
+    "national": DisasterCategory.PARSIAL_NASIONAL,
+    "catastrophic": DisasterCategory.KATASTROPIK,
+}
+"""English names an operator may type for a category; the regulation's ids stay the records'."""
+
+ROLE_ALIASES: dict[str, Role] = {
+    "director": Role.DIREKTUR,
+    "office_head": Role.KEPALA_KANTOR,
+    "designated_official": Role.PEJABAT_DITUNJUK,
+}
+"""English names an operator may type for a role."""
+
+DECLARING_ROLES: tuple[Role, ...] = (Role.DIREKTUR, Role.KEPALA_KANTOR)
+"""The roles that declare (Pasal 5-7) and approve; a designated official only writes reports."""
+
+
+class UnknownChoice(DrpError, ValueError):
+    """A name that is none of the allowed choices; the message lists them (and their aliases).
+
+    A :class:`ValueError` too, so that parameter validation (pydantic, Prefect) reports it as a
+    validation error with this message rather than a crash."""
+
+    def __init__(self, what: str, given: object, choices: Sequence[str], aliases: Sequence[str]):
+        self.what, self.given, self.choices = what, given, tuple(choices)
+        also = f" (or in English: {', '.join(aliases)})" if aliases else ""
+        super().__init__(f"{what} {given!r} is not one of {', '.join(choices)}{also}")
+
+
+def _token(value: object) -> str:
+    """``" Parsial-Lokal "`` -> ``"parsial_lokal"``: case, spaces and dashes do not matter."""
+    return str(value).strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def category_from(value: DisasterCategory | str) -> DisasterCategory:
+    """The category a person or a parameter names: the regulation's id (``parsial_lokal``,
+    ``parsial_nasional``, ``katastropik``) or its English alias (``local``, ``national``,
+    ``catastrophic``); anything else raises :class:`UnknownChoice` naming the choices."""
+    if isinstance(value, DisasterCategory):
+        return value
+    token = _token(value)
+    known = {c.value: c for c in DisasterCategory} | CATEGORY_ALIASES
+    if token not in known:
+        raise UnknownChoice(
+            "category", value, [c.value for c in DisasterCategory], list(CATEGORY_ALIASES)
+        )
+    return known[token]
+
+
+def role_from(value: Role | str, allowed: Sequence[Role] = DECLARING_ROLES) -> Role:
+    """The role a person or a parameter names (``direktur``, ``kepala_kantor``, or ``director``,
+    ``office_head``), among ``allowed``; anything else raises :class:`UnknownChoice`."""
+    role = value if isinstance(value, Role) else None
+    if role is None:
+        token = _token(value)
+        role = {r.value: r for r in Role}.get(token) or ROLE_ALIASES.get(token)
+    if role is None or role not in allowed:
+        aliases = [a for a, r in ROLE_ALIASES.items() if r in allowed]
+        raise UnknownChoice("role", value, [r.value for r in allowed], aliases)
+    return role
 
 
 @dataclass(frozen=True)
@@ -668,7 +731,7 @@ def declare(category: DisasterCategory | str, signals: Signals) -> Assessment:
     declarer's judgement and basis, and a note says so plainly (an operator may know what no
     probe shows, as Pasal 5(1)(b) allows an office head; the record must not pretend otherwise).
     """
-    category = DisasterCategory(category)
+    category = category_from(category)
     observed = classify(signals)
     notes = list(observed.notes)
     triggers: tuple[Trigger, ...] = ()
@@ -874,14 +937,14 @@ def _declaration_notes(disaster: Disaster, signals: Signals) -> list[str]:
 
 
 def check_declarer(
-    role: Role, disaster: Disaster, *, consulted_it_directorate: bool = False
+    role: Role | str, disaster: Disaster, *, consulted_it_directorate: bool = False
 ) -> Decision:
     """Whether ``role`` may declare ``disaster``; only the role its category names may.
 
     A local declaration also needs the office to have talked to the IT directorate first
     (Pasal 5(5)); the flag defaults to False so that forgetting it refuses rather than allows.
     """
-    role = Role(role)
+    role = role_from(role, tuple(Role))
     needed = disaster.declarer_role
     article = disaster.declaration_article
     if role is Role.PEJABAT_DITUNJUK:

@@ -124,7 +124,6 @@ def run_step(run: FailbackRun, step: FailbackStep, body: Callable[[], StepOutcom
         announcer=Announcer(run.notifiers, "failback", run.incident_id),
     )
     run.clock.record(timing)
-    run.logger.info("%s %s: %s", outcome.status, step.id, outcome.reason)
     return outcome
 
 

@@ -34,7 +34,6 @@ from drp.tasks.steps import (
     ALREADY_DONE,
     DONE,
     FAILED,
-    SYMBOLS,
     Announcer,
     StepOutcome,
     record_step,
@@ -141,7 +140,6 @@ def run_step(
         result_data={"action": step.action},
     )
     run.clock.record(timing)
-    run.logger.info("%s %s", SYMBOLS.get(outcome.status, "?"), timing.reason)
     run.check_rto()
     return outcome
 

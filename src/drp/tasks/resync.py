@@ -98,7 +98,6 @@ def run_step(run: ResyncRun, step: ResyncStep, body: Callable[[], StepOutcome]) 
         logger=run.logger,
         announcer=Announcer(run.notifiers, "resync", run.incident_id),
     )
-    run.logger.info("%s %s: %s", outcome.status, step.id, outcome.reason)
     return outcome
 
 

@@ -49,7 +49,11 @@ def record_step(
     announcer: Announcer | None = None,
 ) -> tuple[StepOutcome, StepTiming]:
     """Record the start, run ``body``, record the end with its duration against the budget;
-    with an ``announcer``, tell people at both ends (after each is recorded)."""
+    with an ``announcer``, tell people at both ends (after each is recorded).
+
+    The run's log gets one line at each end, from here and nowhere else: the log channel of the
+    announcer records what people were told in the ledger without repeating the line
+    (:class:`drp.notify.LedgerLogNotifier`)."""
     ledger.append(
         "step.start",
         {
@@ -96,6 +100,7 @@ def record_step(
             "reason": outcome.reason,
         }
     )
+    logger.info("%s %s — %s", SYMBOLS.get(outcome.status, "?"), timing.reason, outcome.reason)
     if announcer is not None:
         announcer.ended(ledger, outcome, timing)
     return outcome, timing

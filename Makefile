@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DRP := $(BIN)/drp
 LAB_RUNBOOK ?= runbooks/lab.yaml
+PREFECT_PORT ?= 4200
 
 .PHONY: setup test lint format unit integration drill lab-up lab-status lab-down ui bench
 .PHONY: server workers deploy server-down lock
@@ -39,13 +40,16 @@ unit: setup
 integration: setup
 	$(BIN)/pytest -m integration
 
-# The main job on the embedded lab: a DR drill (Pasal 15), the whole cycle. The lab is rebuilt
-# fresh (DC primary, DRC synchronous standby); the drill flow injects the scenario's fault (by
-# default the DC overheats, Pasal 7(1)(b)), fails over (classify, approve, fence, promote, switch,
-# verify), repairs the fault, resyncs the DC as a standby of the DRC, fails back with zero data
-# loss, checks that the topology and the data are as before, and prints the achieved RTO of each
-# phase, the response measurements and where the evidence is; then the regulation's documents
-# are written from the evidence (evidence/<incident>/reports/: md, html, xlsx, pdf). Other scenarios:
+# The main job on the embedded lab: a DR drill (Pasal 15), the whole cycle. The lab's sites are
+# rebuilt fresh (DC primary, DRC synchronous standby); `drp lab reset` keeps ops-db, so the
+# Prefect server on it, and the history of earlier drills, stay. The drill runs on that server
+# (started when it does not run) and stays in its UI afterwards. The drill flow injects the
+# scenario's fault (by default the DC overheats, Pasal 7(1)(b)), fails over (classify, approve,
+# fence, promote, switch, verify), repairs the fault, resyncs the DC as a standby of the DRC,
+# fails back with zero data loss, checks that the topology and the data are as before, and
+# prints the achieved RTO of each phase, the response measurements, where the evidence is and
+# the run's page in the UI; then the regulation's documents are written from the evidence
+# (evidence/<incident>/reports/: md, html, xlsx, pdf). Other scenarios:
 # make drill DRILL_SCENARIO=dc-db-crash | dc-power-loss | national-network-loss
 DRILL_OPERATOR ?= drill-operator
 DRILL_SCENARIO ?= dc-heat
@@ -53,13 +57,13 @@ ifndef DRILL_INCIDENT  # expanded once: every line of the recipe names the same 
 DRILL_INCIDENT := drill-$(shell date -u +%Y%m%d-%H%M%S)
 endif
 drill: setup
-	$(DRP) lab down --purge
-	$(DRP) lab up --sync
+	$(DRP) lab reset --sync
 	$(DRP) runbook check $(LAB_RUNBOOK)
 	$(DRP) drill --runbook $(LAB_RUNBOOK) --scenario $(DRILL_SCENARIO) --incident-id $(DRILL_INCIDENT) \
 		--operator $(DRILL_OPERATOR) --approved-by $(DRILL_OPERATOR) --confirm-dc-isolated $(DRILL_OPERATOR)
 	$(DRP) report $(DRILL_INCIDENT)
 	$(DRP) lab status
+	@echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT) (its login asks for the line in .lab/secrets/prefect-api-auth)"
 
 lab-up: setup
 	$(DRP) lab up
@@ -76,7 +80,6 @@ lab-down: setup
 # `make workers`: a process worker per site (pools dc, drc); `make deploy`: every deployment of
 # prefect.yaml (`drp server exec` gives prefect the address and credential); `make server-down`
 # stops workers and server.
-PREFECT_PORT ?= 4200
 ui: setup
 	$(DRP) lab up
 	$(DRP) server up --port $(PREFECT_PORT)

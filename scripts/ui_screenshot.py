@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import websockets
@@ -49,7 +50,13 @@ def _page_socket(port: int, timeout_s: float = 20) -> str:
 
 
 async def _shoot(
-    socket: str, url: str, out: str, clicks: list[str], width: int, height: int
+    socket: str,
+    url: str,
+    out: str,
+    clicks: list[str],
+    width: int,
+    height: int,
+    auth: str | None = None,
 ) -> None:
     async with websockets.connect(socket, max_size=2**26) as ws:
         counter = 0
@@ -71,6 +78,15 @@ async def _shoot(
             deviceScaleFactor=1,
             mobile=False,
         )
+        if auth:
+            # What the UI's login page does with the credential: it keeps it in localStorage.
+            origin = "/".join(url.split("/")[:3])
+            await call("Page.navigate", url=f"{origin}/robots.txt")
+            await asyncio.sleep(1)
+            await call(
+                "Runtime.evaluate",
+                expression=f"localStorage.setItem('prefect-password', btoa({json.dumps(auth)}))",
+            )
         await call("Page.navigate", url=url)
         await asyncio.sleep(8)  # the UI loads its data after the page itself
         for click in clicks:
@@ -103,6 +119,11 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=1000)
     parser.add_argument("--debug-port", type=int, required=True, help="a free loopback port")
+    parser.add_argument(
+        "--auth-file",
+        help="a file holding the server's credential (the lab's .lab/secrets/prefect-api-auth), "
+        "given to the UI as its login page does",
+    )
     args = parser.parse_args()
     profile = tempfile.mkdtemp(prefix="drp-chromium-")
     browser = subprocess.Popen(
@@ -119,7 +140,8 @@ def main() -> None:
     )
     try:
         socket = _page_socket(args.debug_port)
-        asyncio.run(_shoot(socket, args.url, args.out, args.click, args.width, args.height))
+        auth = Path(args.auth_file).read_text().strip() if args.auth_file else None
+        asyncio.run(_shoot(socket, args.url, args.out, args.click, args.width, args.height, auth))
     finally:
         browser.terminate()
         browser.wait(timeout=10)

@@ -10,6 +10,7 @@ run's page in the UI as soon as the run writes its id into the ledger, and again
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 from collections.abc import Callable, Collection, Mapping
@@ -100,18 +101,54 @@ def run_flow_command(
     print_outcome: Callable[[dict[str, Any]], None],
     json_out: bool,
 ) -> None:
-    """Run the flow in this process (an ephemeral Prefect API unless PREFECT_API_URL is set)
-    and exit with its verdict; a stop prints its reason (and the ledger) and exits 1."""
+    """Run the flow in this process, reporting to the Prefect server that keeps its history
+    (:mod:`drp.commands._orchestrator`: PREFECT_API_URL, else the lab's own server, started when
+    needed), and exit with its verdict; a stop prints its reason (and the ledger) and exits 1."""
     quiet_prefect()
+    from drp.commands._orchestrator import use_prefect_server
     from drp.flows import load
 
-    flow_fn = getattr(load(flow_file), flow_name)
+    def say(message: str) -> None:
+        if not json_out:
+            console.print(f"[cyan]•[/] {message}", highlight=False)
+
+    try:
+        target = use_prefect_server(Path(str(params.get("runbook", ""))), say)
+    except DrpError as exc:
+        fail(str(exc), code=2)
+    with target.applied():
+        _run_and_report(
+            getattr(load(flow_file), flow_name),
+            params,
+            incident_id,
+            follow_dir,
+            notable,
+            ok_statuses,
+            print_outcome,
+            json_out,
+        )
+
+
+def _run_and_report(
+    flow_fn: Callable[..., Any],
+    params: Mapping[str, Any],
+    incident_id: str,
+    follow_dir: Path,
+    notable: Collection[str],
+    ok_statuses: Collection[str],
+    print_outcome: Callable[[dict[str, Any]], None],
+    json_out: bool,
+) -> None:
     outcome: dict[str, Any] | None = None
     error: str | None = None
     run_id: UUID | None = None
 
+    # The follower thread does not inherit this thread's Prefect settings (a context variable):
+    # it works out the URL in a copy of this context.
+    here = contextvars.copy_context()
+
     def announce(flow_run_id: str) -> None:
-        url = run_page_url(flow_run_id)
+        url = here.run(run_page_url, flow_run_id)
         if url:
             console.print(f"run page: {url}", highlight=False, soft_wrap=True)
 

@@ -1,8 +1,12 @@
 """Where a runbook's parts are: DSNs, the front door, the inventories Ansible gets.
 
 For a ``lab`` runbook everything comes from the embedded lab (the DC is reached through its
-uplink, as clients reach it, so a cut network really makes it unreachable). For other
-environments it comes from :mod:`drp.settings`. This module decides nothing.
+uplink, as clients reach it, so a cut network really makes it unreachable): per database pair
+its DSNs (:attr:`Topology.pairs`), per service its endpoints (:attr:`Topology.services`: its
+route at the front door, its app at each site) and the inventory groups that act on them. A
+site lab (``drp lab up --runbook``) has a pair per runbook database and a route and an app per
+service and site; the lab of one service routes every service through its one front door. For
+other environments it comes from :mod:`drp.settings`. This module decides nothing.
 """
 
 from __future__ import annotations
@@ -34,18 +38,54 @@ class Topology:
     known_secrets: tuple[str, ...] = ()
     ops_dsn: str | None = None  # the platform's own database (alert state of readiness checks)
     pairs: Mapping[str, PairDsns] = field(default_factory=dict)  # every runbook database pair
+    services: Mapping[str, ServiceEndpoints] = field(default_factory=dict)  # every service
 
     def pair(self, pair_id: str) -> PairDsns:
         """The DSNs of one of the runbook's database pairs (the main pair by default)."""
         return self.pairs.get(pair_id) or PairDsns(self.primary_dsn, self.standby_dsn)
 
+    def service(self, service_id: str) -> ServiceEndpoints:
+        """Where one of the runbook's services is reached (the front door and the DRC app of
+        the topology by default, for environments that name no service endpoints)."""
+        return self.services.get(service_id) or ServiceEndpoints(
+            frontdoor_url=self.frontdoor_url,
+            route_status_url=f"{self.frontdoor_url}/__frontdoor",
+            standby_app_url=self.standby_app_url,
+        )
+
 
 @dataclass(frozen=True)
 class PairDsns:
-    """Where one database pair's primary (DC) and standby (DRC) are reached."""
+    """Where one database pair's primary (DC) and standby (DRC) are reached, and the inventory
+    groups that act on them (fence the primary, promote the standby)."""
 
     primary_dsn: str
     standby_dsn: str
+    primary_group: str = ""
+    standby_group: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceEndpoints:
+    """Where one service is reached: by users (its route at the front door), by the platform
+    (each site's app), and which inventory groups start its apps."""
+
+    frontdoor_url: str
+    """The service's base URL for users (``<front door>/<service>`` in a site lab): POST
+    ``/declarations`` under it, GET ``/health``."""
+    route_status_url: str
+    """GET answers ``{"active_site": ...}`` for this service's route."""
+    standby_app_url: str | None = None
+    """The DRC app itself, to look before starting it."""
+    primary_app_url: str | None = None
+    """The DC app as users' traffic reaches it (through the DC uplink in the lab)."""
+    pair: str | None = None
+    """The database pair the service runs on."""
+    route: str | None = None
+    """The route switch_traffic.yml switches for it (``route`` extra var); None: the one
+    route of the front door."""
+    app_groups: Mapping[str, str] = field(default_factory=dict)
+    """Site (dc, drc) -> the inventory group of the service's app there."""
 
 
 def resolve(runbook: Runbook, runbook_inventory: Path, settings: Settings) -> Topology:
@@ -53,6 +93,8 @@ def resolve(runbook: Runbook, runbook_inventory: Path, settings: Settings) -> To
         lab = Lab.from_env(root=settings.lab_root)
         if not lab.cfg.state_file.exists():
             raise PreconditionFailed(f"no lab at {lab.cfg.root} (hint: drp lab up)")
+        if lab.shape.routed:
+            return _site_lab(runbook, runbook_inventory, lab)
         password = lab.password()
         cfg = lab.cfg
         primary = (
@@ -68,6 +110,7 @@ def resolve(runbook: Runbook, runbook_inventory: Path, settings: Settings) -> To
             known_secrets=(password,),
             ops_dsn=lab.dsn("ops-db") + " connect_timeout=2",
             pairs=_lab_pairs(runbook, lab, primary, lab.dsn("drc-db") + " connect_timeout=2"),
+            services=_one_route_services(runbook, lab),
         )
     missing = [
         name
@@ -97,12 +140,87 @@ def resolve(runbook: Runbook, runbook_inventory: Path, settings: Settings) -> To
     )
 
 
+def _site_lab(runbook: Runbook, runbook_inventory: Path, lab: Lab) -> Topology:
+    """A site lab: each runbook database is one of its pairs, each service has its route and
+    its apps; Ansible gets the runbook's inventory beside the lab's variables."""
+    shape = lab.shape
+    built_for = shape.runbook or "?"
+    hint = (
+        f"(hint: drp lab reset --runbook <this runbook> rebuilds the lab's sites for it; the lab "
+        f"is built for {built_for})"
+    )
+    missing_pairs = [d.id for d in runbook.databases if d.id not in shape.pair_ids]
+    known_services = {s.id for s in shape.services}
+    missing_services = [s.id for s in runbook.services if s.id not in known_services]
+    if missing_pairs or missing_services:
+        what = []
+        if missing_pairs:
+            what.append(f"database pair(s) {', '.join(missing_pairs)}")
+        if missing_services:
+            what.append(f"service(s) {', '.join(missing_services)}")
+        raise PreconditionFailed(f"the lab at {lab.cfg.root} has no {' and no '.join(what)} {hint}")
+    password = lab.password()
+    cfg = lab.cfg
+    pairs: dict[str, PairDsns] = {}
+    for db in runbook.databases:
+        dc, drc = lab.site_pair_dsns(db.id, application_name="drp-failover")
+        pairs[db.id] = PairDsns(
+            dc + " connect_timeout=2",
+            drc + " connect_timeout=2",
+            primary_group=db.primary_group,
+            standby_group=db.standby_group,
+        )
+    services: dict[str, ServiceEndpoints] = {}
+    for service in runbook.services:
+        lab_service = shape.service(service.id)
+        services[service.id] = ServiceEndpoints(
+            frontdoor_url=lab.route_url(service.id),
+            route_status_url=f"{lab.url('frontdoor')}/__frontdoor/{service.id}",
+            standby_app_url=lab.app_url(service.id, "drc"),
+            primary_app_url=lab.url(lab_service.uplink),
+            pair=lab_service.pair,
+            route=service.id,
+            app_groups={app.site: app.group for app in lab_service.apps},
+        )
+    main = shape.main_pair
+    first = runbook.databases[0].id if runbook.databases else main.id
+    main_dsns = pairs.get(first) or PairDsns(*lab.site_pair_dsns(main.id, "drp-failover"))
+    return Topology(
+        inventories=(Path(runbook_inventory), cfg.inventory_vars),
+        primary_dsn=main_dsns.primary_dsn,
+        standby_dsn=main_dsns.standby_dsn,
+        frontdoor_url=lab.url("frontdoor"),
+        standby_app_url=lab.url("drc-app"),
+        known_secrets=(password,),
+        ops_dsn=lab.dsn("ops-db") + " connect_timeout=2",
+        pairs=pairs,
+        services=services,
+    )
+
+
+def _one_route_services(runbook: Runbook, lab: Lab) -> dict[str, ServiceEndpoints]:
+    """The lab of one service: every runbook service is served by its one front door route
+    and its one app per site."""
+    frontdoor = lab.url("frontdoor")
+    return {
+        service.id: ServiceEndpoints(
+            frontdoor_url=frontdoor,
+            route_status_url=f"{frontdoor}/__frontdoor",
+            standby_app_url=lab.url("drc-app"),
+            primary_app_url=lab.url("uplink-app"),
+            pair=service.database,
+            app_groups={"dc": "dc_app", "drc": "drc_app"},
+        )
+        for service in runbook.services
+    }
+
+
 def _lab_pairs(runbook: Runbook, lab: Lab, primary: str, standby: str) -> dict[str, PairDsns]:
     """The runbook's first pair is the lab's main pair; the next ones its extra pairs."""
     pairs = {}
     for index, db in enumerate(runbook.databases):
         if index == 0:
-            pairs[db.id] = PairDsns(primary, standby)
+            pairs[db.id] = PairDsns(primary, standby, db.primary_group, db.standby_group)
             continue
         if index > lab.extra_pairs:
             raise PreconditionFailed(
@@ -110,7 +228,12 @@ def _lab_pairs(runbook: Runbook, lab: Lab, primary: str, standby: str) -> dict[s
                 f"{lab.extra_pairs} extra pairs (hint: drp lab up --extra-pairs {index})"
             )
         dc, drc = lab.pair_dsns(index)
-        pairs[db.id] = PairDsns(dc + " connect_timeout=2", drc + " connect_timeout=2")
+        pairs[db.id] = PairDsns(
+            dc + " connect_timeout=2",
+            drc + " connect_timeout=2",
+            db.primary_group,
+            db.standby_group,
+        )
     return pairs
 
 
@@ -133,10 +256,11 @@ def _configured_pairs(runbook: Runbook, settings: Settings) -> dict[str, PairDsn
     pairs: dict[str, PairDsns] = {}
     for index, db in enumerate(runbook.databases):
         entry = found.get(db.id)
+        groups = (db.primary_group, db.standby_group)
         if isinstance(entry, dict) and entry.get("primary_dsn") and entry.get("standby_dsn"):
-            pairs[db.id] = PairDsns(str(entry["primary_dsn"]), str(entry["standby_dsn"]))
+            pairs[db.id] = PairDsns(str(entry["primary_dsn"]), str(entry["standby_dsn"]), *groups)
         elif index == 0 and settings.primary_dsn and settings.standby_dsn:
-            pairs[db.id] = PairDsns(settings.primary_dsn, settings.standby_dsn)
+            pairs[db.id] = PairDsns(settings.primary_dsn, settings.standby_dsn, *groups)
         else:
             raise PreconditionFailed(
                 f"no DSNs for runbook database {db.id!r}: add it to DRP_DATABASE_PAIRS "

@@ -18,6 +18,15 @@ RootOpt = Annotated[
     Path | None, typer.Option("--root", help="Lab directory (default .lab/ or DRP_LAB_ROOT).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+RunbookOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--runbook",
+        help="Build the site a lab runbook describes (runbooks/lab-site.yaml): a database pair "
+        "per `databases` entry, an app per service per site, a front-door route per service. "
+        "Remembered: later commands keep the shape.",
+    ),
+]
 ReadyTimeoutOpt = Annotated[
     float | None,
     typer.Option(
@@ -53,16 +62,20 @@ def up(
         ),
     ] = None,
     ready_timeout: ReadyTimeoutOpt = None,
+    runbook: RunbookOpt = None,
     root: RootOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Build (once) and start the lab: dc-db, drc-db, ops-db, apps, front door, sshd.
 
-    Returns when the lab is ready: every standby streams from its primary and, with --sync,
-    a commit on dc-db waits for drc-db."""
+    With --runbook, the site that runbook describes (every pair, app and route). Returns when
+    the lab is ready: every standby streams from its primary and, with --sync, a commit on
+    each DC primary waits for its DRC standby."""
     lab = _lab(root, verbose=not json_out)
     try:
-        status = lab.up(sync=sync, extra_pairs=extra_pairs, ready_timeout=ready_timeout)
+        status = lab.up(
+            sync=sync, extra_pairs=extra_pairs, ready_timeout=ready_timeout, runbook=runbook
+        )
     except DrpError as exc:
         fail(str(exc))
     if json_out:
@@ -81,17 +94,25 @@ def reset(
         ),
     ] = None,
     ready_timeout: ReadyTimeoutOpt = None,
+    runbook: Annotated[
+        Path | None,
+        typer.Option(
+            "--runbook",
+            help="Rebuild the sites in the shape of this lab runbook (default: the lab's).",
+        ),
+    ] = None,
     root: RootOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Rebuild the DC and DRC sites fresh, keep ops-db and the Prefect server and workers.
 
-    Database pairs (extra pairs too), apps, uplink and front door (to the DC) are rebuilt and
-    the facility is back to normal; ops-db (the Prefect server's database, the registry, the
-    outbox) is never stopped. Returns when ready, as `drp lab up` does; builds a lab if none."""
+    Database pairs (extra pairs too), apps, uplink and front-door routes (to the DC) are
+    rebuilt and the facility is back to normal; ops-db (the Prefect server's database, the
+    registry, the outbox) is never stopped. Returns when ready, as `drp lab up` does; builds a
+    lab if none."""
     lab = _lab(root, verbose=not json_out)
     try:
-        status = lab.reset(sync=sync, ready_timeout=ready_timeout)
+        status = lab.reset(sync=sync, ready_timeout=ready_timeout, runbook=runbook)
     except DrpError as exc:
         fail(str(exc))
     if json_out:
@@ -117,14 +138,23 @@ def break_(
     fault: Annotated[str, typer.Argument(help=f"One of: {', '.join(FAULTS)}.")],
     percent: Annotated[float, typer.Option(help="dc-heat: share of server area, %.")] = 50.0,
     celsius: Annotated[float, typer.Option(help="dc-heat: temperature, °C.")] = 35.0,
+    pair: Annotated[
+        str | None,
+        typer.Option(
+            "--pair", help="dc-db-crash: crash only this database pair's DC primary (its id)."
+        ),
+    ] = None,
     root: RootOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Inject a fault the way it happens (a crash is pg_ctl stop -m immediate)."""
+    """Inject a fault the way it happens (a crash is pg_ctl stop -m immediate).
+
+    DC faults hit the whole DC: every DC database and app of a site lab; dc-db-crash crashes
+    every DC primary unless --pair names one."""
     if fault not in FAULTS:
         fail(f"unknown fault {fault!r}; choose one of: {', '.join(FAULTS)}", code=2)
     try:
-        what = _lab(root, verbose=False).break_(fault, percent=percent, celsius=celsius)
+        what = _lab(root, verbose=False).break_(fault, percent=percent, celsius=celsius, pair=pair)
     except DrpError as exc:
         fail(str(exc))
     if json_out:
@@ -171,15 +201,22 @@ def _print_status(st: dict) -> None:
         detail = _replication_detail(c)
         role = c["role"] + (" (writable)" if c.get("writable") else "")
         table.add_row(name, f"127.0.0.1:{c['port']}", _yn(c["up"]), role, detail)
-    for site in ("dc", "drc"):
-        c = comps[f"{site}-app"]
-        h = c.get("health") or {}
+    for pair in (st.get("pairs") or [])[1:]:  # a site lab's other pairs
+        for side in ("dc", "drc"):
+            name = pair[side]["name"]
+            c = comps[name]
+            role = c["role"] + (" (writable)" if c.get("writable") else "")
+            endpoint = f"127.0.0.1:{c['port']}"
+            table.add_row(name, endpoint, _yn(c["up"]), role, _replication_detail(c))
+    for app in st.get("apps") or []:
+        h = app.get("health") or {}
         table.add_row(
-            f"{site}-app",
-            c["url"],
-            _yn(c["up"]),
+            app["name"],
+            app["url"],
+            _yn(app["up"]),
             h.get("db_role", "-"),
-            f"writable={h.get('writable')}" if h else "",
+            (f"service={app['service']} " if st.get("runbook") else "")
+            + (f"writable={h.get('writable')}" if h else ""),
         )
     fd = comps["frontdoor"]
     table.add_row(
@@ -214,6 +251,30 @@ def _print_status(st: dict) -> None:
             role = c["role"] + (" (writable)" if c.get("writable") else "")
             table.add_row(c["name"], f"127.0.0.1:{c['port']}", _yn(c["up"]), role, detail)
     console.print(table)
+    if st.get("runbook"):
+        console.print(f"site lab of {st['runbook']}", highlight=False)
+        pairs = Table(title="database pairs", show_lines=False)
+        for col in ("pair", "groups", "dc", "drc", "streaming", "sync", "lag"):
+            pairs.add_column(col)
+        for p in st["pairs"]:
+            pairs.add_row(
+                p["id"],
+                f"{p['primary_group']} / {p['standby_group']}",
+                f"{p['dc']['name']}: {p['dc']['role']}",
+                f"{p['drc']['name']}: {p['drc']['role']}",
+                _yes(p["streaming"]),
+                p["sync_state"] or "-",
+                "-" if p["lag_bytes"] is None else f"{p['lag_bytes']} B",
+            )
+        console.print(pairs)
+        routes = Table(title="front-door routes", show_lines=False)
+        for col in ("service", "url", "serving", "configured"):
+            routes.add_column(col)
+        for r in st["routes"]:
+            routes.add_row(
+                r["service"], r["url"], str(r["serving_site"]), str(r["configured_site"])
+            )
+        console.print(routes)
     console.print(f"active site behind the front door: [bold]{st['active_site']}[/]")
     if st.get("server_dir"):
         console.print(
@@ -236,6 +297,10 @@ def _replication_detail(c: dict) -> str:
             for s in c["standbys"]
         )
     return ""
+
+
+def _yes(flag: bool) -> str:
+    return "[green]yes[/]" if flag else "[red]no[/]"
 
 
 def _yn(flag: bool) -> str:

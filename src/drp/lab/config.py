@@ -138,6 +138,15 @@ def run_as_user() -> str | None:
     return name
 
 
+def _built_site_ports(root: Path) -> tuple[tuple[str, int], ...]:
+    """The port offsets a site lab handed out to its extra pairs, uplinks and apps."""
+    try:
+        shape = json.loads((root / "state.json").read_text()).get("shape") or {}
+        return tuple((str(k), int(v)) for k, v in (shape.get("ports") or {}).items())
+    except (OSError, ValueError, AttributeError, TypeError):
+        return ()
+
+
 def _built_server_root(root: Path) -> Path | None:
     try:
         value = json.loads((root / "state.json").read_text()).get("server_dir")
@@ -163,11 +172,16 @@ class LabConfig:
 
     ``server_root`` is where the state that the lab's unprivileged users (PostgreSQL's, nginx's
     workers') must reach is kept: None keeps it inside ``root``; a directory outside the
-    checkout when they cannot enter ``root`` (decided once, at the first ``drp lab up``)."""
+    checkout when they cannot enter ``root`` (decided once, at the first ``drp lab up``).
+
+    ``site_ports`` are the offsets of the names a site lab adds (``drp lab up --runbook``: its
+    other database pairs, their uplinks, the apps of its other services; see
+    :mod:`drp.lab.site`), as recorded in ``state.json``."""
 
     root: Path
     port_base: int
     server_root: Path | None = None
+    site_ports: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def from_env(cls, root: Path | None = None, port_base: int | None = None) -> LabConfig:
@@ -176,9 +190,17 @@ class LabConfig:
         resolved = (root or default_root()).resolve()
         if port_base is None:
             port_base = _built_port_base(resolved) or default_port_base()
-        return cls(root=resolved, port_base=port_base, server_root=_built_server_root(resolved))
+        return cls(
+            root=resolved,
+            port_base=port_base,
+            server_root=_built_server_root(resolved),
+            site_ports=_built_site_ports(resolved),
+        )
 
     def port(self, name: str) -> int:
+        for site_name, offset in self.site_ports:
+            if site_name == name:
+                return self.port_base + offset
         extra = extra_pair_index(name)
         if extra is not None:  # pairNN-dc / pairNN-drc: two ports each from base + 100
             return self.port_base + EXTRA_PAIRS_OFFSET + 2 * (extra[0] - 1) + extra[1]

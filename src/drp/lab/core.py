@@ -3,7 +3,12 @@
 One object, :class:`Lab`, over one root directory. Every operation is idempotent: ``up`` starts
 what is not running and builds what does not exist; ``down`` stops by process id what the lab
 started. The lab never makes two writable primaries itself: it will not start the old DC primary
-while the DRC has been promoted (that is the resync flow's job).
+of a pair while its DRC standby has been promoted (that is the resync flow's job).
+
+What the lab is made of is its :class:`~drp.lab.site.Shape`: one database pair and one service
+(the lab of ``runbooks/lab.yaml``), or, built with ``up(runbook=...)``, a small site — a pair per
+runbook database, an app per service per site, a front-door route per service — remembered in
+``state.json`` so that every later command keeps it.
 """
 
 from __future__ import annotations
@@ -20,25 +25,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from drp.adapters import postgres as pg
 from drp.errors import LabError, PostgresError
-from drp.lab import facility, frontdoor, pairs, placement, ready, sshd
+from drp.lab import facility, frontdoor, inventory, pairs, placement, ready, site, sshd
 from drp.lab.config import (
     APP_DATABASE,
     OPS_DATABASE,
-    SLOT_NAME,
     SUPERUSER,
     LabConfig,
     extra_pair_names,
     find_pg_bin,
-    repo_root,
     run_as_user,
     unprivileged_users,
 )
 from drp.lab.pgcluster import Cluster
 from drp.lab.procs import kill_now, owned, spawn, terminate, wait_until
+from drp.lab.site import AppShape, PairShape, Shape
 
 FAULTS = ("dc-db-crash", "dc-power-loss", "dc-heat", "national-network-loss")
 DEFAULT_READY_TIMEOUT_S = 60.0
@@ -168,24 +170,63 @@ class Lab:
                 self.progress(f"removed {gone}: the server directory of a lab that is gone")
         self.cfg = replace(cfg, server_root=server_root)
 
+    # -- shape ---------------------------------------------------------------------------------
+    @property
+    def shape(self) -> Shape:
+        """What this lab is made of: the site it was built for (``up(runbook=...)``), else the
+        lab of ``runbooks/lab.yaml`` (one pair, one service)."""
+        recorded = self._state().get("shape")
+        return Shape.from_dict(recorded) if recorded else site.default()
+
+    def _adopt_shape(self, runbook: str | Path | None) -> Shape:
+        """The shape ``up`` builds: the recorded one, or the runbook's for a lab not built yet.
+        A built lab keeps its shape: another one is refused before anything starts (``reset``
+        with a runbook rebuilds the sites in a new shape)."""
+        recorded = self._state().get("shape")
+        current = Shape.from_dict(recorded) if recorded else site.default()
+        if runbook is None:
+            shape = current
+        else:
+            wanted = _runbook_shape(runbook)
+            if _same_shape(wanted, current):
+                shape = current if recorded else wanted
+            elif recorded or self.cluster("dc-db").exists:
+                built_for = current.runbook or "runbooks/lab.yaml"
+                raise LabError(
+                    f"the lab at {self.cfg.root} is built for {built_for}"
+                    f" ({_describe(current)}), not for {wanted.runbook} ({_describe(wanted)}): "
+                    f"nothing was changed (hint: drp lab reset --runbook {runbook} rebuilds the "
+                    "sites in that shape and keeps ops-db and Prefect)"
+                )
+            else:
+                shape = wanted
+        if shape.routed:
+            self._update_state(shape=shape.as_dict())
+        self.cfg = replace(self.cfg, site_ports=shape.ports)
+        return shape
+
     # -- up ------------------------------------------------------------------------------------
     def up(
         self,
         sync: bool = False,
         extra_pairs: int | None = None,
         ready_timeout: float | None = None,
+        runbook: str | Path | None = None,
     ) -> dict[str, Any]:
         """Build what is missing, start what is stopped, and return the status once the lab is
-        ready: every standby streams from its primary and, with ``sync``, a commit on the DC
-        primary waits for the DRC standby (:mod:`drp.lab.ready`; LabError after
+        ready: every standby streams from its primary and, with ``sync``, a commit on each DC
+        primary waits for its DRC standby (:mod:`drp.lab.ready`; LabError after
         ``ready_timeout`` seconds, default ``DRP_LAB_READY_TIMEOUT_S`` or 60).
 
-        ``extra_pairs`` adds database pairs beyond the main one (for readiness checks at scale);
-        left out, the lab keeps the number it was started with."""
+        ``runbook`` (a lab runbook, such as ``runbooks/lab-site.yaml``) builds the site it
+        describes (:mod:`drp.lab.site`); left out, the lab keeps the shape it was built with.
+        ``extra_pairs`` adds plain database pairs beyond the lab's own (for readiness checks at
+        scale); left out, the lab keeps the number it was started with."""
         timeout = ready_timeout if ready_timeout is not None else default_ready_timeout()
         self.cfg.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.cfg.root, 0o755)  # the lab's own directory; its ancestors are not ours
         self._place_servers()
+        shape = self._adopt_shape(runbook)
         cfg = self.cfg
         for sub in (cfg.logs, cfg.run_dir):
             sub.mkdir(parents=True, exist_ok=True)
@@ -198,7 +239,7 @@ class Lab:
             sync=sync if "sync" not in state or sync else state["sync"],
         )
         self._save_state(state)
-        dc, drc, ops = self.cluster("dc-db"), self.cluster("drc-db"), self.cluster("ops-db")
+        ops = self.cluster("ops-db")
         if not cfg.facility_file.exists():
             facility.write(cfg, facility.normal())
         from drp.lab.approvers import enrol_lab_roster  # one-time codes of the lab roster
@@ -210,34 +251,16 @@ class Lab:
         ops.start()
         ops.ensure_database(OPS_DATABASE)
 
-        self._start_uplink()
+        self._start_uplink(shape)
 
-        if not dc.exists:
-            self.progress("dc-db: building the DC primary")
-            dc.initdb()
-        if not drc.exists:
-            self._start_dc_db_if_safe(dc, drc, assume_primary=True)
-            dc.ensure_slot()
-            dc.ensure_app_schema()
-            self.progress("drc-db: base backup of dc-db into a streaming standby")
-            drc.basebackup_from(cfg.port("uplink-db"))
-        if drc.is_standby_configured:  # not promoted: the DC may start first, so that the
-            self._start_dc_db_if_safe(dc, drc)  # standby finds its primary at its first try
-        if not drc.running():
-            self.progress("drc-db: starting")
-            drc.start()
-        self._start_dc_db_if_safe(dc, drc)
-        if dc.running() and not pg.server_role(dc.dsn()).in_recovery:
-            dc.ensure_app_schema()
-            dc.set_synchronous(SLOT_NAME if self._state().get("sync") else None)
-            if state.get("sync"):
-                self.progress("dc-db: synchronous replication to drc-db")
+        sync_on = bool(self._state().get("sync"))
+        _each(shape.pairs, lambda pair: self._up_pair(pair, sync_on))
 
-        for site in ("dc", "drc"):
-            self.start_app(site)
+        for app in shape.apps:
+            self.start_app(app.site, app.service)
 
         self.progress("front door: nginx")
-        frontdoor.write_config(cfg, active_site="dc")
+        frontdoor.write_config(cfg, active_site="dc", shape=shape)
         if not owned(frontdoor.pid(cfg), self.marker):
             frontdoor.start(cfg)
 
@@ -256,54 +279,97 @@ class Lab:
         self.progress(f"ready: every standby streams ({took:.1f} s)")
         return self.status()
 
-    def replication_links(self) -> list[ready.Link]:
-        """The replication the lab keeps, as it stands: the DRC standby of the DC primary
-        (synchronous when the lab is) and every extra pair's standby of its primary.
+    def _up_pair(self, pair: PairShape, sync: bool) -> None:
+        """Build one database pair where it is missing (the standby by base backup through the
+        DC uplink, as the DRC reaches the DC), start it, and on a DC that is primary: the SKP
+        schema and the replication mode."""
+        dc, drc = self.cluster(pair.dc), self.cluster(pair.drc)
+        if not dc.exists:
+            self.progress(f"{pair.dc}: building the DC primary" + _of(pair))
+            dc.initdb()
+        if not drc.exists:
+            self._start_dc_db_if_safe(dc, drc, assume_primary=True)
+            dc.ensure_slot(pair.slot)
+            dc.ensure_app_schema()
+            self.progress(f"{pair.drc}: base backup of {pair.dc} into a streaming standby")
+            drc.basebackup_from(self.cfg.port(pair.uplink), slot=pair.slot)
+        if drc.is_standby_configured:  # not promoted: the DC may start first, so that the
+            self._start_dc_db_if_safe(dc, drc)  # standby finds its primary at its first try
+        if not drc.running():
+            self.progress(f"{pair.drc}: starting")
+            drc.start()
+        self._start_dc_db_if_safe(dc, drc)
+        if dc.running() and not pg.server_role(dc.dsn()).in_recovery:
+            dc.ensure_app_schema()
+            dc.set_synchronous(pair.slot if sync else None)
+            if sync:
+                self.progress(f"{pair.dc}: synchronous replication to {pair.drc}")
 
-        After a failover (the DRC promoted) the main pair has no link the lab keeps: rebuilding
-        the old primary as a standby is the resync flow's, which waits for it itself."""
-        dc, drc = self.cluster("dc-db"), self.cluster("drc-db")
+    def replication_links(self) -> list[ready.Link]:
+        """The replication the lab keeps, as it stands: each pair's DRC standby of its DC
+        primary (synchronous when the lab is) and every extra pair's standby of its primary.
+
+        After a failover of a pair (its DRC promoted) that pair has no link the lab keeps:
+        rebuilding the old primary as a standby is the resync flow's, which waits for it."""
         links: list[ready.Link] = []
-        dc_primary = dc.running() and _safe(lambda: not pg.server_role(dc.dsn()).in_recovery, False)
-        if dc_primary and drc.is_standby_configured:
-            links.append(ready.Link(drc, dc, SLOT_NAME, sync=bool(self._state().get("sync"))))
-        elif dc.exists or drc.exists:
-            self.progress(
-                "main pair: the DC is not the primary of a DRC standby (after a failover?): not "
-                "waiting for it (the resync flow rebuilds the old primary and waits for it)"
+        sync = bool(self._state().get("sync"))
+        for pair in self.shape.pairs:
+            dc, drc = self.cluster(pair.dc), self.cluster(pair.drc)
+            dc_primary = dc.running() and _safe(
+                lambda dc=dc: not pg.server_role(dc.dsn()).in_recovery, False
             )
+            if dc_primary and drc.is_standby_configured:
+                links.append(ready.Link(drc, dc, pair.slot, sync=sync))
+            elif dc.exists or drc.exists:
+                self.progress(
+                    f"{pair.id}: the DC is not the primary of a DRC standby (after a failover?): "
+                    "not waiting for it (the resync flow rebuilds the old primary and waits)"
+                )
         for index in range(1, self.extra_pairs + 1):
             primary, standby = (self.cluster(n) for n in extra_pair_names(index))
             links.append(ready.Link(standby, primary, pairs.SLOT))
         return links
 
     # -- reset ---------------------------------------------------------------------------------
-    def reset(self, sync: bool | None = None, ready_timeout: float | None = None) -> dict[str, Any]:
-        """Rebuild both sites fresh — database pairs (extra pairs too), apps, the DC uplink, the
-        front door to the DC, the facility normal — and keep the platform: ops-db (never
-        stopped: it holds the Prefect server's database, the registry, the outbox), the Prefect
-        server and workers of ``drp server up`` / ``drp workers up``, the lab's password, SSH
-        keys and sshd. ``sync``: None keeps the lab's replication mode. Returns the status once
-        ready, as :meth:`up` does; with no lab yet, it builds one."""
+    def reset(
+        self,
+        sync: bool | None = None,
+        ready_timeout: float | None = None,
+        runbook: str | Path | None = None,
+    ) -> dict[str, Any]:
+        """Rebuild both sites fresh — every database pair (extra pairs too), every app, the DC
+        uplink, every front-door route to the DC, the facility normal — and keep the platform:
+        ops-db (never stopped: it holds the Prefect server's database, the registry, the
+        outbox), the Prefect server and workers of ``drp server up`` / ``drp workers up``, the
+        lab's password, SSH keys and sshd. ``sync``: None keeps the lab's replication mode.
+        ``runbook``: rebuild the sites in that runbook's shape (None keeps the lab's). Returns
+        the status once ready, as :meth:`up` does; with no lab yet, it builds one."""
         if not self.cfg.state_file.exists():
-            return self.up(sync=bool(sync), ready_timeout=ready_timeout)
+            return self.up(sync=bool(sync), ready_timeout=ready_timeout, runbook=runbook)
+        new_shape = _runbook_shape(runbook) if runbook is not None else None  # before stopping
         self._place_servers()
         state = self._state()
+        shape = self.shape
+        if new_shape is not None and _same_shape(new_shape, shape):
+            new_shape = None  # the shape it has: keep it (and the ports it handed out)
         self.progress("reset: stopping the sites (ops-db and Prefect keep running)")
-        for key in ("dc_app_pid", "drc_app_pid", "uplink_pid"):
+        for key in (*(app.pid_key for app in shape.apps), "uplink_pid"):
             terminate(state.get(key), self.marker)
         terminate(frontdoor.pid(self.cfg), self.marker)
-        names = ["dc-db", "drc-db"]
+        names = [name for pair in shape.pairs for name in (pair.dc, pair.drc)]
         for index in range(1, self.extra_pairs + 1):
             names += extra_pair_names(index)
         for name in names:
             cluster = self.cluster(name)
             cluster.stop(mode="immediate")  # thrown away next: no need for a clean shutdown
             cluster.remove()
-        (self.cfg.frontdoor_dir / "active-site.conf").unlink(missing_ok=True)
+        frontdoor.remove_routes(self.cfg)
         facility.write(self.cfg, facility.normal())
         if sync is not None:
             self._update_state(sync=sync)
+        if new_shape is not None:
+            self._update_state(shape=new_shape.as_dict() if new_shape.routed else None)
+            self.cfg = replace(self.cfg, site_ports=new_shape.ports)
         self.progress("reset: building the DC and DRC sites fresh")
         return self.up(sync=bool(self._state().get("sync")), ready_timeout=ready_timeout)
 
@@ -322,28 +388,49 @@ class Lab:
         dc, drc = (self.cluster(n) for n in extra_pair_names(index))
         return dc.dsn(), drc.dsn()
 
+    def site_pair_dsns(self, pair_id: str, application_name: str = "drp") -> tuple[str, str]:
+        """(DC primary, DRC standby) DSNs of one of the lab's database pairs, on its SKP
+        database: the DC reached through the uplink, as its clients reach it (a cut network
+        makes it unreachable), the DRC directly."""
+        pair = self.shape.pair(pair_id)
+        cfg = self.cfg
+        dc = (
+            f"host=127.0.0.1 port={cfg.port(pair.uplink)} dbname={APP_DATABASE} "
+            f"user={SUPERUSER} password={self.password()} application_name={application_name}"
+        )
+        drc = self.cluster(pair.drc).dsn(APP_DATABASE)
+        return dc, drc.replace("application_name=drp", f"application_name={application_name}")
+
     def _start_dc_db_if_safe(self, dc: Cluster, drc: Cluster, assume_primary: bool = False) -> None:
-        """Start dc-db unless that could make a second writable primary."""
+        """Start a pair's DC server unless that could make a second writable primary."""
         if dc.running():
             return
         if dc.is_standby_configured or assume_primary or not drc.exists:
-            self.progress("dc-db: starting")
+            self.progress(f"{dc.name}: starting")
             dc.start()
             return
         if drc.running() and not pg.server_role(drc.dsn()).in_recovery:
             self.progress(
-                "dc-db: left stopped — drc-db has been promoted; starting the old primary would "
-                "make two writable primaries (rebuild it as a standby with the resync flow)"
+                f"{dc.name}: left stopped — {drc.name} has been promoted; starting the old "
+                "primary would make two writable primaries (rebuild it as a standby with the "
+                "resync flow)"
             )
             return
-        self.progress("dc-db: starting")
+        self.progress(f"{dc.name}: starting")
         dc.start()
 
-    def _start_uplink(self) -> None:
+    def _start_uplink(self, shape: Shape | None = None) -> None:
+        """The DC's network link: one relay for every DC app, every DC database and sshd."""
         if owned(self._state().get("uplink_pid"), self.marker):
             return
         self.progress("uplink: the DC's network link")
+        shape = shape or self.shape
         cfg = self.cfg
+        routes = [
+            *(f"{cfg.port(s.uplink)}:{cfg.port(s.dc_app.name)}" for s in shape.services),
+            *(f"{cfg.port(p.uplink)}:{cfg.port(p.dc)}" for p in shape.pairs),
+            f"{cfg.port('uplink-ssh')}:{cfg.port('ssh')}",
+        ]
         pid = spawn(
             [
                 sys.executable,
@@ -351,12 +438,7 @@ class Lab:
                 "drp.lab.uplink",
                 "--lab-root",
                 self.marker,
-                "--route",
-                f"{cfg.port('uplink-app')}:{cfg.port('dc-app')}",
-                "--route",
-                f"{cfg.port('uplink-db')}:{cfg.port('dc-db')}",
-                "--route",
-                f"{cfg.port('uplink-ssh')}:{cfg.port('ssh')}",
+                *(arg for route in routes for arg in ("--route", route)),
             ],
             cfg.logs / "uplink.log",
         )
@@ -364,23 +446,26 @@ class Lab:
         if not wait_until(lambda: _port_open(cfg.port("uplink-db")), 10):
             raise LabError(f"uplink did not start; see {cfg.logs / 'uplink.log'}")
 
-    def start_app(self, site: str) -> None:
-        """Start a site's SKP stand-in unless it runs (the lab records its pid for `down`)."""
-        key = f"{site}_app_pid"
-        if owned(self._state().get(key), self.marker):
+    def start_app(self, site: str, service: str | None = None) -> None:
+        """Start a service's SKP stand-in at a site (the first service's by default) unless it
+        runs; it connects to its service's database pair at that site. The lab records its pid
+        for ``down``."""
+        shape = self.shape
+        app = (shape.service(service) if service else shape.main_service).app(site)
+        if owned(self._state().get(app.pid_key), self.marker):
             return
-        self.progress(f"{site}-app: SKP stand-in")
+        self.progress(f"{app.name}: SKP stand-in" + (f" of {app.service}" if shape.routed else ""))
         cfg = self.cfg
-        name = f"{site}-db"
-        dsn_file = cfg.run_dir / f"{site}-app.dsn"
+        pair = shape.pair(shape.service(app.service).pair)
+        dsn_file = cfg.run_dir / f"{app.name}.dsn"
         fd = os.open(dsn_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(
-                self.cluster(name)
+                self.cluster(pair.server(site))
                 .dsn(APP_DATABASE)
-                .replace("application_name=drp", f"application_name={site}-app")
+                .replace("application_name=drp", f"application_name={app.name}")
             )
-        port = cfg.port(f"{site}-app")
+        port = cfg.port(app.name)
         pid = spawn(
             [
                 sys.executable,
@@ -392,65 +477,24 @@ class Lab:
                 str(port),
                 "--dsn-file",
                 str(dsn_file),
+                *(("--service", app.service) if shape.routed else ()),
                 "--lab-root",
                 self.marker,
             ],
-            cfg.logs / f"{site}-app.log",
+            cfg.logs / f"{app.name}.log",
         )
-        self._update_state(**{key: pid})
+        self._update_state(**{app.pid_key: pid})
         if not wait_until(lambda: _port_open(port), 10):
-            raise LabError(f"{site}-app did not start; see {cfg.logs / f'{site}-app.log'}")
+            raise LabError(f"{app.name} did not start; see {cfg.logs / f'{app.name}.log'}")
 
     def _write_inventory_vars(self) -> None:
-        """Variables for Ansible, as an inventory file used beside ``inventory/lab.yml``."""
-        cfg = self.cfg
-        pg_bin = str(find_pg_bin())
-        user = run_as_user()
-        data = {
-            "all": {
-                "vars": {
-                    "drp_lab_root": str(cfg.root),
-                    "drp_repo_root": str(repo_root()),
-                    "drp_python": sys.executable,
-                    "pg_bin": pg_bin,
-                    "pg_os_user": user or sshd.login_user(),
-                    "pg_superuser": SUPERUSER,
-                    "pg_password_file": str(cfg.secrets_file),
-                    "lab_ssh_port": cfg.port("ssh"),
-                    "dc_ssh_port": cfg.port("uplink-ssh"),
-                    "lab_ssh_user": sshd.login_user(),
-                    "lab_ssh_private_key": str(sshd.paths(cfg)["operator_key"]),
-                    "lab_ssh_known_hosts": str(sshd.paths(cfg)["known_hosts"]),
-                    "frontdoor_port": cfg.port("frontdoor"),
-                    "frontdoor_dir": str(cfg.frontdoor_dir),
-                    "frontdoor_site_ports": {
-                        "dc": frontdoor.site_app_port(cfg, "dc"),
-                        "drc": frontdoor.site_app_port(cfg, "drc"),
-                    },
-                    "facility_file": str(cfg.facility_file),
-                },
-            },
-            "dc_db": {"hosts": {"dc-db1": self._db_vars("dc-db")}},
-            "drc_db": {"hosts": {"drc-db1": self._db_vars("drc-db")}},
-            "ops_db": {"hosts": {"ops-db1": self._db_vars("ops-db")}},
-            "dc_app": {"hosts": {"dc-app1": {"app_port": cfg.port("dc-app"), "app_site": "dc"}}},
-            "drc_app": {
-                "hosts": {"drc-app1": {"app_port": cfg.port("drc-app"), "app_site": "drc"}}
-            },
-        }
-        header = "# Generated by `drp lab up` for this lab; used beside inventory/lab.yml.\n"
-        cfg.inventory_vars.write_text(header + yaml.safe_dump(data, sort_keys=False))
-
-    def _db_vars(self, name: str) -> dict[str, Any]:
-        return {
-            "pg_port": self.cfg.port(name),
-            "pg_data": str(self.cfg.pgdata(name)),
-            "pg_log_file": str(self.cfg.pg_log(name)),  # one log per server, resyncs included
-        }
+        """Variables for Ansible, as an inventory file used beside ``inventory/lab.yml`` (or,
+        for a site lab, beside its runbook's inventory): :mod:`drp.lab.inventory`."""
+        self.cfg.inventory_vars.write_text(inventory.render(self.cfg, self.shape))
 
     # -- status --------------------------------------------------------------------------------
     def dsn(self, name: str, dbname: str | None = None) -> str:
-        if name in ("dc-db", "drc-db"):
+        if name in ("dc-db", "drc-db") or name in self._site_servers():
             default_db = APP_DATABASE
         elif name == "ops-db":
             default_db = OPS_DATABASE
@@ -458,20 +502,39 @@ class Lab:
             default_db = "postgres"
         return self.cluster(name).dsn(dbname or default_db)
 
+    def _site_servers(self) -> set[str]:
+        return {name for pair in self.shape.pairs for name in (pair.dc, pair.drc)}
+
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.cfg.port(name)}"
 
+    def app_url(self, service: str, site: str) -> str:
+        """Where a service's app at a site answers (directly, not through the uplink)."""
+        return self.url(self.shape.service(service).app(site).name)
+
+    def route_url(self, service: str) -> str:
+        """Where users reach a service at the front door: its route in a site lab, the front
+        door itself in the lab of one service."""
+        shape = self.shape
+        shape.service(service)
+        return self.url("frontdoor") + (f"/{service}" if shape.routed else "")
+
     def status(self) -> dict[str, Any]:
-        """Every component: endpoint, up/down, role, replication and lag, the active site."""
+        """Every component: endpoint, up/down, role, replication and lag, the active site; and
+        per database pair, per app and per route, the site's view of them."""
         cfg = self.cfg
         state = self._state()
         comps: dict[str, dict[str, Any]] = {}
         if not cfg.state_file.exists():
             return {"root": str(cfg.root), "built": False, "components": {}}
+        shape = self.shape
         for name in ("dc-db", "drc-db", "ops-db"):
             comps[name] = self._db_status(name)
-        for site in ("dc", "drc"):
-            comps[f"{site}-app"] = self._app_status(site, state.get(f"{site}_app_pid"))
+        for pair in shape.pairs[1:]:
+            for name in (pair.dc, pair.drc):
+                comps[name] = self._db_status(name)
+        for app in shape.apps:
+            comps[app.name] = self._app_status(app, state.get(app.pid_key))
         comps["frontdoor"] = {
             "url": self.url("frontdoor"),
             "up": frontdoor.served_site(cfg) is not None,
@@ -480,7 +543,9 @@ class Lab:
         }
         comps["uplink"] = {
             "up": owned(state.get("uplink_pid"), self.marker),
-            "ports": [cfg.port("uplink-app"), cfg.port("uplink-db"), cfg.port("uplink-ssh")],
+            "ports": [cfg.port("uplink-app"), cfg.port("uplink-db"), cfg.port("uplink-ssh")]
+            + [cfg.port(s.uplink) for s in shape.services[1:]]
+            + [cfg.port(p.uplink) for p in shape.pairs[1:]],
         }
         p = sshd.paths(cfg)
         comps["sshd"] = {
@@ -507,11 +572,40 @@ class Lab:
             "built": True,
             "server_dir": str(cfg.server_root) if cfg.server_root else None,
             "sync": bool(state.get("sync")),
+            "runbook": shape.runbook,
+            "pairs": [_pair_status(pair, comps) for pair in shape.pairs],
+            "apps": [
+                {"service": a.service, "site": a.site, "name": a.name, **comps[a.name]}
+                for a in shape.apps
+            ],
+            "routes": self._routes_status(shape),
             "extra_pairs": extra,
             "active_site": comps["frontdoor"]["serving_site"],
             "inventory_vars": str(cfg.inventory_vars),
             "components": comps,
         }
+
+    def _routes_status(self, shape: Shape) -> list[dict[str, Any]]:
+        """Each service's route: where its file sends it and where nginx really does."""
+        if not shape.routed:
+            service = shape.main_service.id
+            return [
+                {
+                    "service": service,
+                    "url": self.url("frontdoor"),
+                    "configured_site": frontdoor.configured_site(self.cfg),
+                    "serving_site": frontdoor.served_site(self.cfg),
+                }
+            ]
+        return [
+            {
+                "service": s.id,
+                "url": self.route_url(s.id),
+                "configured_site": frontdoor.configured_site(self.cfg, None if s.main else s.id),
+                "serving_site": frontdoor.served_site(self.cfg, s.id),
+            }
+            for s in shape.services
+        ]
 
     def _db_status(self, name: str) -> dict[str, Any]:
         cl = self.cluster(name)
@@ -547,31 +641,45 @@ class Lab:
             out["replication_error"] = str(exc)
         return out
 
-    def _app_status(self, site: str, pid: int | None) -> dict[str, Any]:
-        url = self.url(f"{site}-app")
+    def _app_status(self, app: AppShape, pid: int | None) -> dict[str, Any]:
+        url = self.url(app.name)
         out: dict[str, Any] = {"url": url, "up": owned(pid, self.marker), "health": None}
         if out["up"]:
             out["health"] = http_json(f"{url}/health")[1]
         return out
 
     # -- faults --------------------------------------------------------------------------------
-    def break_(self, fault: str, percent: float = 50.0, celsius: float = 35.0) -> str:
-        """Inject a fault the way it happens; return a sentence saying what was done."""
+    def break_(
+        self, fault: str, percent: float = 50.0, celsius: float = 35.0, pair: str | None = None
+    ) -> str:
+        """Inject a fault the way it happens; return a sentence saying what was done. A DC
+        fault hits the whole DC: every DC database and app of the lab's pairs and services.
+        ``pair`` (``dc-db-crash`` only) crashes just that pair's DC server."""
         cfg = self.cfg
+        shape = self.shape
+        if pair is not None and fault != "dc-db-crash":
+            raise LabError(f"--pair is for dc-db-crash only, not {fault}")
         if fault == "dc-db-crash":
-            stopped = self.cluster("dc-db").stop(mode="immediate")
-            return (
-                "dc-db crashed (pg_ctl stop -m immediate)" if stopped else "dc-db was not running"
-            )
+            chosen = [shape.pair(pair)] if pair is not None else list(shape.pairs)
+            crashed = [p.dc for p in chosen if self.cluster(p.dc).stop(mode="immediate")]
+            if not crashed:
+                return f"{_names(p.dc for p in chosen)} {_was_were(chosen)} not running"
+            return f"{_names(crashed)} crashed (pg_ctl stop -m immediate)"
         if fault == "dc-power-loss":
             signals = facility.read(cfg)
             signals["dc_power"] = False
             facility.write(cfg, signals)
-            self.cluster("dc-db").stop(mode="immediate")
-            kill_now(self._state().get("dc_app_pid"), self.marker)
-            kill_now(self._state().get("uplink_pid"), self.marker)
-            worker = kill_now(self._state().get("dc_worker_pid"), self.marker)  # `drp workers up`
-            return "DC power lost: dc-db crashed, dc-app and the DC uplink are gone" + (
+            for p in shape.pairs:
+                self.cluster(p.dc).stop(mode="immediate")
+            state = self._state()
+            for app in shape.apps:
+                if app.site == "dc":
+                    kill_now(state.get(app.pid_key), self.marker)
+            kill_now(state.get("uplink_pid"), self.marker)
+            worker = kill_now(state.get("dc_worker_pid"), self.marker)  # `drp workers up`
+            dbs = _names(p.dc for p in shape.pairs)
+            apps = _names(a.name for a in shape.apps if a.site == "dc")
+            return f"DC power lost: {dbs} crashed, {apps} and the DC uplink are gone" + (
                 ", and so is the DC's Prefect worker" if worker else ""
             )
         if fault == "dc-heat":
@@ -589,7 +697,8 @@ class Lab:
         raise LabError(f"unknown fault {fault!r} (choose from {', '.join(FAULTS)})")
 
     def repair(self) -> list[str]:
-        """Clear every injected fault; never starts the old primary beside a promoted DRC."""
+        """Clear every injected fault; never starts a pair's old primary beside its promoted
+        DRC standby."""
         done: list[str] = []
         facility.write(self.cfg, facility.normal())
         done.append("facility signals back to normal (power on, 23.5 °C, network up)")
@@ -601,8 +710,9 @@ class Lab:
                 continue
             if not before.get(name, {}).get("up") and comp.get("up"):
                 done.append(f"{name} restarted")
-        if not after["dc-db"]["up"]:
-            done.append("dc-db left stopped: drc-db is primary (use the resync flow)")
+        for pair in self.shape.pairs:
+            if not after[pair.dc]["up"]:
+                done.append(f"{pair.dc} left stopped: {pair.drc} is primary (use the resync flow)")
         return done
 
     # -- down ----------------------------------------------------------------------------------
@@ -612,20 +722,28 @@ class Lab:
         stopped: list[str] = []
         if self.cfg.state_file.exists():
             state = self._state()
+            shape = self.shape
             # The orchestrator first (`drp workers up`, `drp server up`): it uses ops-db.
             for key in ("dc_worker_pid", "drc_worker_pid"):
                 if terminate(state.get(key), self.marker):
                     stopped.append(key.removesuffix("_pid").replace("_", "-"))
             if terminate((state.get("prefect_server") or {}).get("pid"), self.marker):
                 stopped.append("prefect-server")
-            for key in ("dc_app_pid", "drc_app_pid", "uplink_pid"):
-                if terminate(state.get(key), self.marker):
-                    stopped.append(key.removesuffix("_pid").replace("_", "-"))
+            for app in shape.apps:
+                if terminate(state.get(app.pid_key), self.marker):
+                    stopped.append(app.name)
+            if terminate(state.get("uplink_pid"), self.marker):
+                stopped.append("uplink")
             if terminate(frontdoor.pid(self.cfg), self.marker):
                 stopped.append("frontdoor")
             if terminate(sshd.pid(self.cfg), self.marker):
                 stopped.append("sshd")
             stopped += pairs.stop_all(self.cluster, int(state.get("extra_pairs") or 0))
+            for pair in shape.pairs[1:]:
+                for name in (pair.dc, pair.drc):
+                    cl = self.cluster(name)
+                    if cl.exists and cl.stop(mode="fast"):
+                        stopped.append(name)
             for name in ("dc-db", "drc-db", "ops-db"):
                 cl = self.cluster(name)
                 if cl.exists and cl.stop(mode="fast"):
@@ -636,6 +754,85 @@ class Lab:
             if self.cfg.root.exists():
                 shutil.rmtree(self.cfg.root)
         return stopped
+
+
+def _runbook_shape(runbook: str | Path) -> Shape:
+    """The site a lab runbook describes; LabError when the runbook is not valid or not a lab's."""
+    from drp.errors import RunbookError
+    from drp.runbooks import load_runbook
+
+    path = Path(runbook).resolve()
+    try:
+        loaded = load_runbook(path)
+    except RunbookError as exc:
+        raise LabError(f"the lab is built from a valid runbook: {exc}") from exc
+    return site.from_runbook(loaded, str(path))
+
+
+def _same_shape(a: Shape, b: Shape) -> bool:
+    """Same pairs (ids and groups) and services (ids and pairs), and both routed or not."""
+    return (
+        a.routed == b.routed
+        and a.as_dict()["pairs"] == b.as_dict()["pairs"]
+        and (a.as_dict()["services"] == b.as_dict()["services"])
+    )
+
+
+def _describe(shape: Shape) -> str:
+    return f"{len(shape.pairs)} database pair(s), {len(shape.services)} service(s)" + (
+        ", a route per service" if shape.routed else ", one route"
+    )
+
+
+def _of(pair: PairShape) -> str:
+    return "" if pair.main else f" of {pair.id}"
+
+
+def _names(names: Any) -> str:
+    items = list(names)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _was_were(items: list[Any]) -> str:
+    return "was" if len(items) == 1 else "were"
+
+
+def _each(pairs_: tuple[PairShape, ...], fn: Callable[[PairShape], None]) -> None:
+    """Run ``fn`` for every pair, the pairs beyond the first side by side (the first pair is
+    built alone first, as the lab always did: its progress reads in order)."""
+    if not pairs_:
+        return
+    fn(pairs_[0])
+    rest = pairs_[1:]
+    if not rest:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(4, len(rest)), thread_name_prefix="drp-site") as pool:
+        for future in [pool.submit(fn, pair) for pair in rest]:
+            future.result()
+
+
+def _pair_status(pair: PairShape, comps: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One pair at a glance: each side's role, whether the standby streams, whether commits
+    wait for it (sync), and its lag."""
+    dc, drc = comps[pair.dc], comps[pair.drc]
+    sender = next(
+        (s for s in dc.get("standbys") or [] if s.get("application_name") == pair.slot), None
+    )
+    replication = drc.get("replication") or {}
+    return {
+        "id": pair.id,
+        "primary_group": pair.primary_group,
+        "standby_group": pair.standby_group,
+        "dc": {"name": pair.dc, "role": dc["role"], "writable": dc.get("writable", False)},
+        "drc": {"name": pair.drc, "role": drc["role"], "writable": drc.get("writable", False)},
+        "streaming": bool(replication.get("streaming")) and sender is not None,
+        "sync_state": sender.get("sync_state") if sender else None,
+        "sync": bool(sender and sender.get("sync_state") == "sync"),
+        "lag_bytes": replication.get("lag_bytes"),
+        "sent_lag_bytes": sender.get("lag_bytes") if sender else None,
+    }
 
 
 def _port_open(port: int) -> bool:

@@ -1,9 +1,10 @@
 """SKP stand-in: a small HTTP service per site that writes and reads declarations.
 
-``python -m drp.lab.skp_app --site dc --port 55411 --dsn-file PATH``
+``python -m drp.lab.skp_app --site dc --port 55411 --dsn-file PATH [--service ID]``
 
 - ``GET /health``: 200 with the site, its database's role (primary/standby) and whether it can
-  write; 503 when the database cannot be reached.
+  write — and, in a site lab (``--service``), the service it is; 503 when the database cannot
+  be reached.
 - ``POST /declarations`` (JSON: nomor_aju, doc_type, office, payload): stores one declaration in
   the site's database; 201 with the stored row; 503 when the database is read-only or down;
   409 when the nomor_aju exists.
@@ -36,6 +37,9 @@ class SkpHandler(BaseHTTPRequestHandler):
     server_version = "skp-standin/1"
     site: str = "dc"
     dsn: str = ""
+    service: str | None = None
+    """The service this app is (a site lab runs one per service per site); None in the lab of
+    one service, whose answers stay as they always were."""
 
     def log_message(self, format: str, *args: Any) -> None:
         sys.stderr.write(f"{self.site}-app {self.address_string()} {format % args}\n")
@@ -47,6 +51,8 @@ class SkpHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-DRP-Site", self.site)
+        if self.service:
+            self.send_header("X-DRP-Service", self.service)
         self.end_headers()
         self.wfile.write(data)
 
@@ -75,6 +81,9 @@ class SkpHandler(BaseHTTPRequestHandler):
             return self._send(HTTPStatus.BAD_REQUEST, {"error": f"missing fields: {missing}"})
         return self._create(body)
 
+    def _identity(self) -> dict[str, str]:
+        return {"site": self.site, **({"service": self.service} if self.service else {})}
+
     def _health(self) -> None:
         try:
             with self._connect() as conn:
@@ -85,12 +94,12 @@ class SkpHandler(BaseHTTPRequestHandler):
         except psycopg.Error as exc:
             return self._send(
                 HTTPStatus.SERVICE_UNAVAILABLE,
-                {"site": self.site, "db_role": "down", "writable": False, "error": str(exc)[:200]},
+                {**self._identity(), "db_role": "down", "writable": False, "error": str(exc)[:200]},
             )
         assert row is not None
         role = "standby" if row["standby"] else "primary"
         writable = not row["standby"] and not row["read_only"]
-        self._send(HTTPStatus.OK, {"site": self.site, "db_role": role, "writable": writable})
+        self._send(HTTPStatus.OK, {**self._identity(), "db_role": role, "writable": writable})
 
     def _create(self, body: dict[str, Any]) -> None:
         try:
@@ -142,12 +151,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--site", required=True, choices=["dc", "drc"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dsn-file", type=Path, required=True)
+    parser.add_argument("--service", default=None, help="the service it is (a site lab)")
     parser.add_argument("--lab-root", default="", help="marks the process as the lab's")
     args = parser.parse_args(argv)
-    handler = type("Handler", (SkpHandler,), {"site": args.site, "dsn": args.dsn_file.read_text()})
+    handler = type(
+        "Handler",
+        (SkpHandler,),
+        {"site": args.site, "dsn": args.dsn_file.read_text(), "service": args.service},
+    )
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     server.daemon_threads = True
-    sys.stderr.write(f"{args.site}-app listening on 127.0.0.1:{args.port}\n")
+    name = f"{args.service}-{args.site}" if args.service else args.site
+    sys.stderr.write(f"{name}-app listening on 127.0.0.1:{args.port}\n")
     server.serve_forever()
 
 

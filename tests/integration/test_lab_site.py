@@ -174,15 +174,20 @@ def test_the_topology_gives_each_pair_its_dsns_and_each_service_its_endpoints(
         assert dict(ends.app_groups) == {"dc": f"{service}_dc_app", "drc": f"{service}_drc_app"}
 
 
+def _without_tpb(folder: Path) -> Path:
+    """runbooks/lab-site.yaml without its last service: another shape of site."""
+    text = SITE_RUNBOOK.read_text().replace("../inventory/", f"{REPO}/inventory/")
+    text = text.replace("playbook_dir: ../playbooks", f"playbook_dir: {REPO}/playbooks")
+    cut = text.index("  - id: tpb\n")
+    other = folder / "without-tpb.yaml"
+    other.write_text(text[:cut] + text[text.index("\ncoordination:") :])
+    return other
+
+
 def test_the_lab_keeps_its_shape_and_refuses_another_before_changing_anything(
     site_lab: Lab, tmp_path: Path
 ) -> None:
-    other = tmp_path / "other.yaml"
-    text = SITE_RUNBOOK.read_text().replace("../inventory/", f"{REPO}/inventory/")
-    other.write_text(text.replace("playbook_dir: ../playbooks", f"playbook_dir: {REPO}/playbooks"))
-    text = other.read_text()
-    cut = text.index("  - id: tpb\n")
-    other.write_text(text[:cut] + text[text.index("\ncoordination:") :])
+    other = _without_tpb(tmp_path)
     before = site_lab._state()
     result = CliRunner().invoke(
         lab_cli.app, ["up", "--runbook", str(other), "--root", str(site_lab.cfg.root)]
@@ -415,6 +420,24 @@ def test_reset_rebuilds_every_pair_and_route_in_the_same_shape_and_keeps_ops_db(
     for service in SERVICES:
         health = http_json(f"{site_lab.url('frontdoor')}/{service}/health")[1]
         assert (health["site"], health["service"], health["writable"]) == ("dc", service, True)
+
+
+def test_reset_with_another_runbook_rebuilds_the_sites_in_its_shape(
+    site_lab: Lab, tmp_path: Path
+) -> None:
+    tpb_pid = site_lab._state()["tpb_dc_app_pid"]
+    other = _without_tpb(tmp_path)
+    result = CliRunner().invoke(
+        lab_cli.app, ["reset", "--runbook", str(other), "--json", "--root", str(site_lab.cfg.root)]
+    )
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.output)
+    assert status["runbook"] == str(other)
+    assert [r["service"] for r in status["routes"]] == list(SERVICES[:-1])
+    assert all(p["streaming"] and p["sync"] for p in status["pairs"])
+    assert not pid_alive(tpb_pid)
+    assert http_json(f"{site_lab.url('frontdoor')}/tpb/health")[0] != 200  # no route any more
+    assert http_json(f"{site_lab.url('frontdoor')}/manifest/health")[1]["service"] == "manifest"
 
 
 def test_down_purge_leaves_nothing(site_lab: Lab) -> None:

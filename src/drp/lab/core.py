@@ -20,10 +20,11 @@ import shutil
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from drp.adapters import postgres as pg
 from drp.errors import LabError, PostgresError
@@ -39,9 +40,10 @@ from drp.lab.config import (
     unprivileged_users,
 )
 from drp.lab.pgcluster import Cluster
-from drp.lab.procs import kill_now, owned, spawn, terminate, wait_until
+from drp.lab.procs import kill_now, owned, spawn, terminate, terminate_all, wait_until
 from drp.lab.site import AppShape, PairShape, Shape
 
+T = TypeVar("T")
 FAULTS = ("dc-db-crash", "dc-power-loss", "dc-heat", "national-network-loss")
 DEFAULT_READY_TIMEOUT_S = 60.0
 
@@ -256,8 +258,7 @@ class Lab:
         sync_on = bool(self._state().get("sync"))
         _each(shape.pairs, lambda pair: self._up_pair(pair, sync_on))
 
-        for app in shape.apps:
-            self.start_app(app.site, app.service)
+        self.start_apps(shape.apps)
 
         self.progress("front door: nginx")
         frontdoor.write_config(cfg, active_site="dc", shape=shape)
@@ -353,16 +354,18 @@ class Lab:
         if new_shape is not None and _same_shape(new_shape, shape):
             new_shape = None  # the shape it has: keep it (and the ports it handed out)
         self.progress("reset: stopping the sites (ops-db and Prefect keep running)")
-        for key in (*(app.pid_key for app in shape.apps), "uplink_pid"):
-            terminate(state.get(key), self.marker)
-        terminate(frontdoor.pid(self.cfg), self.marker)
+        keys = (*(app.pid_key for app in shape.apps), "uplink_pid")
+        terminate_all([state.get(key) for key in keys] + [frontdoor.pid(self.cfg)], self.marker)
         names = [name for pair in shape.pairs for name in (pair.dc, pair.drc)]
         for index in range(1, self.extra_pairs + 1):
             names += extra_pair_names(index)
-        for name in names:
+
+        def discard(name: str) -> None:
             cluster = self.cluster(name)
             cluster.stop(mode="immediate")  # thrown away next: no need for a clean shutdown
             cluster.remove()
+
+        _each(names, discard)  # side by side: deleting a data directory is most of the time
         frontdoor.remove_routes(self.cfg)
         facility.write(self.cfg, facility.normal())
         if sync is not None:
@@ -451,9 +454,22 @@ class Lab:
         runs; it connects to its service's database pair at that site. The lab records its pid
         for ``down``."""
         shape = self.shape
-        app = (shape.service(service) if service else shape.main_service).app(site)
+        self.start_apps([(shape.service(service) if service else shape.main_service).app(site)])
+
+    def start_apps(self, apps: Sequence[AppShape]) -> None:
+        """Start the apps that do not run, all at once, then wait until each answers (a
+        Python start each: side by side, ten apps take the time of one)."""
+        started = [(app, port) for app in apps if (port := self._spawn_app(app)) is not None]
+        for app, port in started:
+            if not wait_until(lambda port=port: _port_open(port), 10):
+                log = self.cfg.logs / f"{app.name}.log"
+                raise LabError(f"{app.name} did not start; see {log}")
+
+    def _spawn_app(self, app: AppShape) -> int | None:
+        """Spawn one app unless it runs; its port, or None when it was running already."""
         if owned(self._state().get(app.pid_key), self.marker):
-            return
+            return None
+        shape = self.shape
         self.progress(f"{app.name}: SKP stand-in" + (f" of {app.service}" if shape.routed else ""))
         cfg = self.cfg
         pair = shape.pair(shape.service(app.service).pair)
@@ -461,7 +477,7 @@ class Lab:
         fd = os.open(dsn_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(
-                self.cluster(pair.server(site))
+                self.cluster(pair.server(app.site))
                 .dsn(APP_DATABASE)
                 .replace("application_name=drp", f"application_name={app.name}")
             )
@@ -472,7 +488,7 @@ class Lab:
                 "-m",
                 "drp.lab.skp_app",
                 "--site",
-                site,
+                app.site,
                 "--port",
                 str(port),
                 "--dsn-file",
@@ -484,8 +500,7 @@ class Lab:
             cfg.logs / f"{app.name}.log",
         )
         self._update_state(**{app.pid_key: pid})
-        if not wait_until(lambda: _port_open(port), 10):
-            raise LabError(f"{app.name} did not start; see {cfg.logs / f'{app.name}.log'}")
+        return port
 
     def _write_inventory_vars(self) -> None:
         """Variables for Ansible, as an inventory file used beside ``inventory/lab.yml`` (or,
@@ -669,8 +684,7 @@ class Lab:
             signals = facility.read(cfg)
             signals["dc_power"] = False
             facility.write(cfg, signals)
-            for p in shape.pairs:
-                self.cluster(p.dc).stop(mode="immediate")
+            _each([p.dc for p in shape.pairs], lambda n: self.cluster(n).stop(mode="immediate"))
             state = self._state()
             for app in shape.apps:
                 if app.site == "dc":
@@ -729,11 +743,10 @@ class Lab:
                     stopped.append(key.removesuffix("_pid").replace("_", "-"))
             if terminate((state.get("prefect_server") or {}).get("pid"), self.marker):
                 stopped.append("prefect-server")
-            for app in shape.apps:
-                if terminate(state.get(app.pid_key), self.marker):
-                    stopped.append(app.name)
-            if terminate(state.get("uplink_pid"), self.marker):
-                stopped.append("uplink")
+            named = {app.name: state.get(app.pid_key) for app in shape.apps}
+            named["uplink"] = state.get("uplink_pid")
+            ended = set(terminate_all(list(named.values()), self.marker))
+            stopped += [name for name, pid in named.items() if pid in ended]
             if terminate(frontdoor.pid(self.cfg), self.marker):
                 stopped.append("frontdoor")
             if terminate(sshd.pid(self.cfg), self.marker):
@@ -797,19 +810,15 @@ def _was_were(items: list[Any]) -> str:
     return "was" if len(items) == 1 else "were"
 
 
-def _each(pairs_: tuple[PairShape, ...], fn: Callable[[PairShape], None]) -> None:
-    """Run ``fn`` for every pair, the pairs beyond the first side by side (the first pair is
-    built alone first, as the lab always did: its progress reads in order)."""
-    if not pairs_:
+def _each(items: Sequence[T], fn: Callable[[T], None]) -> None:
+    """Run ``fn`` for every item side by side (database pairs are independent: built,
+    started or discarded at once); the first failure is raised once all have finished."""
+    if len(items) <= 1:
+        for item in items:
+            fn(item)
         return
-    fn(pairs_[0])
-    rest = pairs_[1:]
-    if not rest:
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=min(4, len(rest)), thread_name_prefix="drp-site") as pool:
-        for future in [pool.submit(fn, pair) for pair in rest]:
+    with ThreadPoolExecutor(max_workers=min(4, len(items)), thread_name_prefix="drp-site") as pool:
+        for future in [pool.submit(fn, item) for item in items]:
             future.result()
 
 

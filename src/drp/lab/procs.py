@@ -83,6 +83,25 @@ def terminate(pid: int | None, marker: str, timeout: float = 10.0) -> bool:
     return True
 
 
+def terminate_all(pids: list[int | None], marker: str, timeout: float = 10.0) -> list[int]:
+    """:func:`terminate` for many processes at once: SIGTERM to each that is ours, then one
+    wait for all of them (SIGKILL for the ones still alive after ``timeout``). Returns the
+    pids that were running."""
+    mine = [pid for pid in pids if pid and owned(pid, marker)]
+    for pid in mine:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    if not wait_until(lambda: not any(pid_alive(p) for p in mine), timeout):
+        for pid in mine:
+            if pid_alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not any(pid_alive(p) for p in mine), 5.0)
+    for pid in mine:
+        _reap(pid)
+    return mine
+
+
 def kill_now(pid: int | None, marker: str) -> bool:
     """SIGKILL at once (a power cut): no chance to clean up. True when it was running."""
     if not owned(pid, marker):

@@ -38,7 +38,10 @@ PORT_OFFSETS: dict[str, int] = {
     "uplink-db": 32,
     "uplink-ssh": 33,
     "frontdoor": 80,
+    "prefect": 70,  # the lab's Prefect server, for a lab off the default base (prefect_port)
 }
+DEFAULT_PREFECT_PORT = 4200
+"""The default lab's Prefect server and UI (``make ui``), where Prefect users look first."""
 DATABASES = ("dc-db", "drc-db", "ops-db")
 EXTRA_PAIRS_OFFSET = 100
 MAX_EXTRA_PAIRS = 40
@@ -177,6 +180,14 @@ class LabConfig:
         if port_base is None:
             port_base = _built_port_base(resolved) or default_port_base()
         return cls(root=resolved, port_base=port_base, server_root=_built_server_root(resolved))
+
+    @property
+    def prefect_port(self) -> int:
+        """Where this lab's Prefect server listens: 4200 for the default lab; base + 70 for a
+        lab moved with ``DRP_LAB_PORT_BASE`` (a second lab, a test's), so two never collide."""
+        if self.port_base == DEFAULT_PORT_BASE:
+            return DEFAULT_PREFECT_PORT
+        return self.port("prefect")
 
     def port(self, name: str) -> int:
         extra = extra_pair_index(name)

@@ -118,8 +118,8 @@ def test_an_incident_run_is_named_after_it_and_its_page_holds_documents_and_time
     finally:
         stop.set()
         approver.join(timeout=10)
-    assert outcome["status"] == "verified"
-    incident = outcome["incident_id"]
+    assert outcome.status == "verified"
+    incident = outcome.incident_id
     ledger = evidence / incident / "failover"
     (start,) = _records(ledger, "attempt.start")
     run = _run(start["flow_run_id"])
@@ -155,7 +155,7 @@ def test_an_incident_run_is_named_after_it_and_its_page_holds_documents_and_time
     ]
     assert "service verified at the DRC; achieved RTO" in rows[-1]["what"]
     assert "approved by Sari (direktur, prefect-ui)" in timeline.description
-    assert outcome["rto_verdict"] in timeline.description
+    assert outcome.rto_verdict in timeline.description
     report = _artifacts([f"failover-{incident}"])[f"failover-{incident}"]
     assert report.flow_run_id == run.id
     assert "## Timeline" in report.data and "after a wait of" in report.data

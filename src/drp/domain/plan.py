@@ -200,9 +200,7 @@ def moved_pairs(runbook: Runbook, services: Sequence[str]) -> tuple[str, ...]:
     what the resync rebuilds and the failback brings back."""
     chosen = set(services)
     return tuple(
-        db.id
-        for db in runbook.databases
-        if any(m in chosen for m in movers(runbook, db.id))
+        db.id for db in runbook.databases if any(m in chosen for m in movers(runbook, db.id))
     )
 
 

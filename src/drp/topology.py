@@ -141,7 +141,7 @@ def resolve(runbook: Runbook, runbook_inventory: Path, settings: Settings) -> To
     if missing:
         raise PreconditionFailed(
             f"runbook environment {runbook.environment!r} needs {', '.join(missing)} "
-            "(see README, 'Running it for real')"
+            "(see docs/production.md, 'Settings')"
         )
     inventories = (runbook_inventory,)
     if settings.inventory_extra:

@@ -191,8 +191,8 @@ def test_the_drill_run_page_holds_its_subflows_documents_and_whole_timeline(
     assert {r["flow"] for r in rows} == {"drill", "failover", "resync", "failback"}
     approvals = [r for r in rows if " approved: " in r["what"]]
     assert [(r["flow"], r["who"]) for r in approvals] == [
-        ("failover", "Sari (direktur, prefect-ui)"),
-        ("failback", "Sari (direktur, prefect-ui)"),
+        ("failover", "Sari (pejabat_ditunjuk, prefect-ui)"),
+        ("failback", "Sari (pejabat_ditunjuk, prefect-ui)"),
     ]
     assert all(float(r["gate wait"].removesuffix(" s")) >= 1.0 for r in approvals)
     assert rows[0]["RTO clock"].startswith("-")  # the drill checks and injects before declaring

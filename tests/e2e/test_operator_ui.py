@@ -156,7 +156,7 @@ def test_an_incident_run_is_named_after_it_and_its_page_holds_documents_and_time
         for name, budget in ((s["name"], s["budget_s"]) for s in _records(ledger, "step.start"))
     ]
     assert "service verified at the DRC; achieved RTO" in rows[-1]["what"]
-    assert "approved by Sari (direktur, prefect-ui)" in timeline.description
+    assert "approved by Sari (pejabat_ditunjuk, prefect-ui)" in timeline.description
     assert outcome.rto_verdict in timeline.description
     report = _artifacts([f"failover-{incident}"])[f"failover-{incident}"]
     assert report.flow_run_id == run.id

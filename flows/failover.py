@@ -122,10 +122,6 @@ def failover(
             fo.plan.policy,
             lambda service_id: steps.run_service(run, fo, service_id),
             lambda gate, waiting: _confirm_isolation(run, fo, waiting),
-            {
-                sid: sum(p.step.timeout_seconds + 30 for p in s.steps)
-                for sid, s in fo.services.items()
-            },
         )
         _mark_blocked(fo, ended)
         not_verified = sorted(s for s, (state, _) in ended.items() if state is not State.VERIFIED)

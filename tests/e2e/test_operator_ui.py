@@ -74,10 +74,13 @@ def _logs(flow_run_id: UUID) -> list[str]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
+    logs: list[Any] = []
     with get_client(sync_client=True) as client:
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200
-        )
+        while batch := client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+            offset=len(logs),
+        ):
+            logs += batch
     return [entry.message for entry in sorted(logs, key=lambda e: e.timestamp)]
 
 

@@ -21,6 +21,7 @@ that flow's task module, in a small state object beside the run.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -203,7 +204,12 @@ class IncidentRun:
 
         run_as_task = task(
             name=task_name or f"{self.flow}:{step_id}",
-            timeout_seconds=timeout_s,
+            # Prefect can only time a task out in the flow's own thread; in a service's thread
+            # (drp.tasks.services) it would only warn, once per step. There the step's limit is
+            # the adapters' own (Ansible's timeout kills the playbook, polls end at theirs).
+            timeout_seconds=timeout_s
+            if threading.current_thread() is threading.main_thread()
+            else None,
             cache_policy=NO_CACHE,
             retries=0,
         )(_record)

@@ -47,7 +47,6 @@ def execute(
     policy: Policy,
     body: ServiceBody,
     answer_gate: GateAnswer,
-    timeout_s: Mapping[str, float],
 ) -> dict[str, tuple[State, str]]:
     """Run every node to an end (verified, failed or blocked); return each one's state and
     the sentence that explains it."""
@@ -57,9 +56,10 @@ def execute(
     running: dict[Future[ServiceResult], str] = {}
 
     def submit(pool: ThreadPoolExecutor, service_id: str) -> None:
+        # No Prefect timeout: in a pool thread Prefect cannot interrupt a task, it would only
+        # warn. A service's steps end at their adapters' own limits (Ansible's, the polls').
         as_task = task(
             name=f"service:{service_id}",
-            timeout_seconds=timeout_s.get(service_id),
             cache_policy=NO_CACHE,
             retries=0,
         )(body)

@@ -1,25 +1,63 @@
-"""Where a runbook's parts are: DSNs, the front door, the inventories Ansible gets.
+"""Where a runbook's parts are: DSNs, the front door, the inventories Ansible gets — and, for
+the lab only, its facility sensors and its fault injector.
 
 For a ``lab`` runbook everything comes from the embedded lab (the DC is reached through its
 uplink, as clients reach it, so a cut network really makes it unreachable). For other
-environments it comes from :mod:`drp.settings`. This module decides nothing.
+environments it comes from :mod:`drp.settings`. This module decides nothing. It is, with the
+lab's own commands, the only production module that knows the lab: flows and tasks see the
+lab only through :class:`Topology`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import yaml
 
 from drp.adapters.ansible import lab_inventories
 from drp.domain.runbook import Runbook
 from drp.errors import PreconditionFailed
+from drp.lab import facility
 from drp.lab.config import APP_DATABASE, SUPERUSER
 from drp.lab.core import Lab
 from drp.settings import Settings
+
+
+class FaultInjector(Protocol):
+    """What a drill needs to break a site and mend it (the lab implements it; a production
+    site has none: drills never break production)."""
+
+    def inject(self, fault: str, **options: Any) -> str:
+        """Break the site the way ``fault`` says; return the sentence for the ledger."""
+        ...
+
+    def repair(self) -> list[str]:
+        """Clear the faults (never starting an old primary beside its promoted standby)."""
+        ...
+
+    def writable_on_site(self) -> bool:
+        """Seen from the DC itself (not through its cut network): does its database still
+        accept writes?"""
+        ...
+
+    def stop_on_site(self) -> str:
+        """Stop the DC's database on site (what people do before its network returns)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ServiceEndpoints:
+    """Where one service is reached: through the front door (its own route, on a site with
+    one route per service), and each site's application directly."""
+
+    frontdoor_url: str
+    route: str | None = None  # the front door's route for the service (None: its only one)
+    standby_app_url: str | None = None
+    primary_app_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -34,18 +72,36 @@ class Topology:
     known_secrets: tuple[str, ...] = ()
     ops_dsn: str | None = None  # the platform's own database (alert state of readiness checks)
     pairs: Mapping[str, PairDsns] = field(default_factory=dict)  # every runbook database pair
+    services: Mapping[str, ServiceEndpoints] = field(default_factory=dict)
+    facility: Callable[[], Mapping[str, Any]] | None = None  # the site's sensors (lab)
+    faults: FaultInjector | None = None  # the lab's fault injector (drills only)
 
-    def pair(self, pair_id: str) -> PairDsns:
+    def pair(self, pair_id: str | None) -> PairDsns:
         """The DSNs of one of the runbook's database pairs (the main pair by default)."""
-        return self.pairs.get(pair_id) or PairDsns(self.primary_dsn, self.standby_dsn)
+        found = self.pairs.get(pair_id) if pair_id else None
+        return found or PairDsns(self.primary_dsn, self.standby_dsn)
+
+    def service(self, service_id: str) -> ServiceEndpoints:
+        """Where a service is reached (the front door's only route by default)."""
+        return self.services.get(service_id) or ServiceEndpoints(
+            self.frontdoor_url, None, self.standby_app_url
+        )
+
+    def observed_signals(self) -> dict[str, Any]:
+        """What the site's own sensors say now (power, temperatures, network); nothing where
+        the platform has no sensors of its own (the signals are then given by people)."""
+        return dict(self.facility()) if self.facility is not None else {}
 
 
 @dataclass(frozen=True)
 class PairDsns:
-    """Where one database pair's primary (DC) and standby (DRC) are reached."""
+    """Where one database pair's primary (DC) and standby (DRC) are reached, and the
+    replication slots of each direction."""
 
     primary_dsn: str
     standby_dsn: str
+    standby_slot: str = "drc_db"  # on the DC primary: the slot its DRC standby streams from
+    rejoin_slot: str = "dc_db"  # on the DRC, once promoted: the slot the old primary rejoins on
 
 
 def resolve(runbook: Runbook, runbook_inventory: Path, settings: Settings) -> Topology:
@@ -59,7 +115,11 @@ def resolve(runbook: Runbook, runbook_inventory: Path, settings: Settings) -> To
             f"host=127.0.0.1 port={cfg.port('uplink-db')} dbname={APP_DATABASE} user={SUPERUSER} "
             f"password={password} application_name=drp-failover connect_timeout=2"
         )
+        from drp.lab.faults import LabFaults
+
         return Topology(
+            facility=lambda: facility.read(cfg),
+            faults=LabFaults(lab),
             inventories=lab_inventories(cfg.root),
             primary_dsn=primary,
             standby_dsn=lab.dsn("drc-db") + " connect_timeout=2",
@@ -143,3 +203,23 @@ def _configured_pairs(runbook: Runbook, settings: Settings) -> dict[str, PairDsn
                 f"({db.id}: {{primary_dsn: ..., standby_dsn: ...}})"
             )
     return pairs
+
+
+def platform_dsn(ops_dsn: str | None, lab_root: Path | None, environment: str | None = None) -> str:
+    """The platform's own database (registry, outbox, approvals, alert state): ``DRP_OPS_DSN``,
+    else — for the lab, or when no runbook says otherwise — the lab's ops-db when a lab exists.
+    Raises :class:`PreconditionFailed` (with what to set) when there is none."""
+    if ops_dsn:
+        return ops_dsn
+    if environment not in (None, "lab"):
+        raise PreconditionFailed(
+            f"no ops database for a {environment} runbook: set DRP_OPS_DSN (the platform's "
+            "database at the DRC)"
+        )
+    lab = Lab.from_env(root=lab_root)
+    if not lab.cfg.state_file.exists():
+        raise PreconditionFailed(
+            f"no ops database: DRP_OPS_DSN is not set and there is no lab at {lab.cfg.root} "
+            "(hint: set DRP_OPS_DSN, or drp lab up)"
+        )
+    return lab.dsn("ops-db") + " connect_timeout=2"

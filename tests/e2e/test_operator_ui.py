@@ -74,10 +74,13 @@ def _logs(flow_run_id: UUID) -> list[str]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
+    logs: list[Any] = []
     with get_client(sync_client=True) as client:
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200
-        )
+        while batch := client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+            offset=len(logs),
+        ):
+            logs += batch
     return [entry.message for entry in sorted(logs, key=lambda e: e.timestamp)]
 
 
@@ -120,8 +123,8 @@ def test_an_incident_run_is_named_after_it_and_its_page_holds_documents_and_time
     finally:
         stop.set()
         approver.join(timeout=10)
-    assert outcome["status"] == "verified"
-    incident = outcome["incident_id"]
+    assert outcome.status == "verified"
+    incident = outcome.incident_id
     ledger = evidence / incident / "failover"
     (start,) = _records(ledger, "attempt.start")
     run = _run(start["flow_run_id"])
@@ -157,7 +160,7 @@ def test_an_incident_run_is_named_after_it_and_its_page_holds_documents_and_time
     ]
     assert "service verified at the DRC; achieved RTO" in rows[-1]["what"]
     assert "approved by Sari (pejabat_ditunjuk, prefect-ui)" in timeline.description
-    assert outcome["rto_verdict"] in timeline.description
+    assert outcome.rto_verdict in timeline.description
     report = _artifacts([f"failover-{incident}"])[f"failover-{incident}"]
     assert report.flow_run_id == run.id
     assert "## Timeline" in report.data and "after a wait of" in report.data

@@ -13,8 +13,6 @@ import os
 import secrets
 import shutil
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 import yaml
 
 from drp.adapters import postgres as pg
+from drp.adapters.http import http_json
 from drp.errors import LabError, PostgresError
 from drp.lab import facility, frontdoor, pairs, placement, ready, sshd
 from drp.lab.config import (
@@ -651,29 +650,6 @@ def _safe(fn: Callable[[], Any], default: Any) -> Any:
         return fn()
     except PostgresError:
         return default
-
-
-def http_json(
-    url: str, body: dict[str, Any] | None = None, timeout: float = 5.0
-) -> tuple[int, Any]:
-    """GET (or POST ``body``), decode the JSON: (status, data); status 0 when unreachable."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url,
-        data=data,
-        method="POST" if body is not None else "GET",
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"null")
-        except ValueError:
-            return exc.code, None
-    except (OSError, ValueError):
-        return 0, None
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

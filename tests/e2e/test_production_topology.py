@@ -86,6 +86,17 @@ def _deploy(orch: Orchestrator, names: tuple[str, ...], prefect_file: Path | Non
     return proc.stdout
 
 
+def _drain_prefect_clients() -> None:
+    """Send what this process's Prefect clients still queue for this module's server (events,
+    logs) while it is up. Left queued, they are retried against a stopped server at the end of
+    the session, where the test harness waits for every queue to drain: the session never ends."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    EventsWorker.drain_all(timeout=30)
+    APILogWorker.drain_all(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def topology() -> Iterator[Topology]:
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
@@ -120,6 +131,7 @@ def topology() -> Iterator[Topology]:
             }
             with temporary_settings(updates=updates):
                 yield Topology(lab, orch, server["api"], evidence)
+                _drain_prefect_clients()
         finally:
             orch.workers_down()
             orch.server_down()

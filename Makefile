@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 DRP := $(BIN)/drp
 LAB_RUNBOOK ?= runbooks/lab.yaml
-PREFECT_PORT ?= 4200
+# The lab's Prefect server: 4200 for the default lab, port base + 70 for a lab moved with
+# DRP_LAB_PORT_BASE; `make ui PREFECT_PORT=N` chooses.
+PREFECT_PORT ?=
 
 .PHONY: setup test lint format unit integration drill lab-up lab-status lab-down ui bench
 .PHONY: server workers deploy server-down lock
@@ -63,7 +65,7 @@ drill: setup
 		--operator $(DRILL_OPERATOR) --approved-by $(DRILL_OPERATOR) --confirm-dc-isolated $(DRILL_OPERATOR)
 	$(DRP) report $(DRILL_INCIDENT)
 	$(DRP) lab status
-	@echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT) (its login asks for the line in .lab/secrets/prefect-api-auth)"
+	@echo "The drill stays in the Prefect UI (the run page above); drp server status names the UI and the file its login asks for."
 
 lab-up: setup
 	$(DRP) lab up
@@ -82,7 +84,7 @@ lab-down: setup
 # stops workers and server.
 ui: setup
 	$(DRP) lab up
-	$(DRP) server up --port $(PREFECT_PORT)
+	$(DRP) server up $(if $(PREFECT_PORT),--port $(PREFECT_PORT))
 
 server: ui
 

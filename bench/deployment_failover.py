@@ -121,8 +121,8 @@ def time_in_process(evidence: Path) -> dict[str, Any]:
     start = time.time()
     out = load("failover").failover(**{**PARAMS, "incident_id": incident})
     returned = time.time() - start
-    if out["status"] != "verified":
-        raise RuntimeError(f"in-process failover: {out['status']}")
+    if out.status != "verified":
+        raise RuntimeError(f"in-process failover: {out.status}")
     at, rto = verified_at(evidence, incident)
     return {
         "to_verified": at - start,

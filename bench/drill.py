@@ -53,11 +53,11 @@ def drill_round(scenario: str) -> dict[str, float]:
         incident_id=f"bench-drill-{uuid.uuid4().hex[:6]}",
     )
     total = time.perf_counter() - started
-    if summary["verdict"] != "passed":
-        raise SystemExit(f"the drill did not pass: {summary['findings']}")
-    out = {p["phase"]: p["duration_s"] for p in summary["phases"]}
+    if summary.verdict != "passed":
+        raise SystemExit(f"the drill did not pass: {summary.findings}")
+    out = {p["phase"]: p["duration_s"] for p in summary.phases}
     out["total"] = total
-    for p in summary["phases"]:
+    for p in summary.phases:
         if p["achieved_rto_s"] is not None:
             out[f"{p['phase']} RTO"] = p["achieved_rto_s"]
     return out

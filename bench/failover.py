@@ -121,8 +121,8 @@ def run_drp(lab: Lab, evidence: Path) -> tuple[float, dict[str, float]]:
         mode="drill",
         category="katastropik",
     )
-    assert out["status"] == "verified", out
-    return out["achieved_rto_s"], {s["step_id"]: s["duration_s"] for s in out["steps"]}
+    assert out.status == "verified", out
+    return out.achieved_rto_s, {s["step_id"]: s["duration_s"] for s in out.steps}
 
 
 # -- (a) by hand -------------------------------------------------------------------------------

@@ -1,48 +1,43 @@
 """Planned failback (switchover) to the DC with zero data loss (deployment ``failback``).
 
 After a failover and ``drp resync`` the DRC is the primary and the DC streams from it. This flow
-switches back: approve, fence the DRC cleanly (its final checkpoint is the end of its WAL), prove
-the DC replayed at least that far, promote the DC, rejoin the DRC as its standby (slot
-``drc_db``), switch the front door to the DC and verify — with its own RTO clock from the
-approval to the verified service.
+switches back, for every database pair the incident moved: approve (once), fence the DRC
+cleanly (its final checkpoint is the end of its WAL), prove the DC replayed at least that far,
+promote the DC, rejoin the DRC as its standby; then switch the front door's routes back to the DC
+and verify each service — with its own RTO clock from the approval to the verified service.
 
-Thin on purpose: the steps live in :mod:`drp.tasks.failback`, the rules in
-:mod:`drp.domain.failback`. The failback belongs to an incident: its ledger is
-``<evidence>/<incident>/failback/``, beside the failover's and the resync's.
+Thin on purpose: the incident's life is the kernel's (:mod:`drp.tasks.kernel`), the steps
+:mod:`drp.tasks.failback`'s, the rules :mod:`drp.domain.failback`'s. The failback belongs to an
+incident: its ledger is ``<evidence>/<incident>/failback/``, beside the failover's and the
+resync's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.exceptions import FlowPauseTimeout
 from prefect.runtime import flow_run as current_run
 
 from drp.domain import failback as rules
-from drp.domain.failover import Mode
+from drp.domain import runs
+from drp.domain.outcomes import AlreadyCompleted, FailbackOutcome
+from drp.domain.plan import moved_pairs
 from drp.domain.rto import RecoveryTimeClock
-from drp.domain.runbook import Runbook
 from drp.errors import DrpError, PreconditionFailed
-from drp.flows import load
-from drp.ledger import Ledger
-from drp.notify import Notifier, build_notifiers, notify_safely
-from drp.runbooks import load_runbook
-from drp.settings import Settings
 from drp.tasks import failback as steps
-from drp.tasks import gates
+from drp.tasks import gates, kernel
 from drp.tasks import incident as incidents
-from drp.tasks.evidence_archive import archive_after_run_task
-from drp.tasks.failover import frontdoor_site
+from drp.tasks.observe import frontdoor_site
 from drp.tasks.parameters import ModeName
-from drp.tasks.steps import FAILED, StepOutcome, crash_if_asked
-from drp.topology import resolve
+from drp.tasks.steps import FAILED, StepOutcome
+from drp.topology import Topology
 
 
-class FailbackStopped(DrpError):
+class FailbackStopped(kernel.IncidentStopped):
     """The failback stopped (a refusal or a failed step); the reason says which and what to do."""
 
 
@@ -61,150 +56,170 @@ def failback(
     declared_by: str | None = None,
     approval_code: str | None = None,
     approval_timeout_s: int | None = None,
-) -> dict[str, Any]:
+) -> FailbackOutcome | AlreadyCompleted:
     """Switch service back to the DC with zero data loss; returns the outcome (also in the
     ledger). Without ``approved_by`` the run pauses for approval in the Prefect UI. ``mode``
     has no default: whoever starts it says whether the incident is a drill or real."""
-    logger = get_run_logger()
-    if not incident_id.strip():
-        raise PreconditionFailed("incident_id is required: a failback belongs to an incident")
     if approved_by is not None and not approved_by.strip():
         raise PreconditionFailed(
             "approved_by is empty: name the approver, or leave it out to approve in the Prefect UI"
         )
-    settings = Settings()
-    rb = load_runbook(runbook)
-    topology = resolve(rb, Path(rb.inventory), settings)
-    ledger_dir = incidents.ledger_dir(settings.evidence_dir, incident_id, "failback")
-    prior = incidents.prior_attempts(ledger_dir)
-    seen = steps.observe_sites(topology)
-    if prior and prior.closed:
-        if rules.already_failed_back(seen) and frontdoor_site(topology.frontdoor_url) == "dc":
-            logger.info("incident %s: failback already completed; the DC serves", incident_id)
-            return {
-                "incident_id": incident_id,
-                "status": "already_completed",
-                "ledger": str(ledger_dir),
-            }
-        raise FailbackStopped(
-            f"incident {incident_id}: its failback was completed, but the DC is no longer the "
-            "serving primary; open a new incident for the new fault"
-        )
-    opened = incidents.open_flow_ledger(
-        ledger_dir, incident_id, "failback", {"runbook": runbook}, topology.known_secrets, prior
-    )
-    ledger, attempt = opened.ledger, opened.attempt
-    notifiers = build_notifiers(
-        ledger,
-        logger,
-        flow="failback",
+    run = kernel.open_incident(
+        "failback",
         incident_id=incident_id,
+        runbook=runbook,
         mode=mode,
-        settings=settings,
-        runbook=rb,
+        rerun=_back_at_the_dc,
+        refuse=FailbackStopped,
     )
-    if not (prior and prior.completed_steps):
-        # Nothing changed yet: the sites must be in the state a failback starts from. A refusal
-        # is evidence too (the ledger stays open: a later attempt checks again).
+    if isinstance(run, AlreadyCompleted):
+        return run
+    services = kernel.moved_services(run)
+    pairs = steps.pairs_for(run.runbook, run.topology, moved_pairs(run.runbook, services))
+    if not run.done_before:
+        _check_start(run, pairs)
+    reused = _normalised(run.prior.approval) if run.prior and run.prior.approval else None
+    approval = reused or _approve(run, declared_by, approved_by, approval_code, approval_timeout_s)
+    fb = steps.FailbackState(
+        clock=RecoveryTimeClock(
+            declared_at=datetime.fromisoformat(approval["answered_at"]),
+            budget=runs.tightest_budget(run.runbook.service(s).rto_minutes for s in services),
+        ),
+        approval=approval,
+        pairs=pairs,
+        services=services,
+    )
+    try:
+        _step(
+            run, fb, "approve", steps.APPROVE, lambda: steps.approve(approval, reused=bool(reused))
+        )
+        for fp in pairs:
+            for st in steps.PAIR_STEPS:
+                _step(run, fb, fp.step_id(st), st, _pair_body(run, fp, st.id), fp.pair_id)
+        for route, step_id in _routes(run, services):
+            _step(
+                run, fb, step_id, steps.SWITCH, lambda r=route, i=step_id: steps.switch(run, r, i)
+            )
+        for service_id, dc_dsn, step_id in _verifications(run, fb):
+            _step(
+                run,
+                fb,
+                step_id,
+                steps.VERIFY,
+                lambda s=service_id, d=dc_dsn, i=step_id: steps.verify(run, s, d, i),
+            )
+        fb.clock.stop(datetime.now(UTC))
+        result = _outcome(run, fb, "verified")
+        return kernel.close_incident(
+            run,
+            result,
+            headline=f"service back at the DC; {fb.clock.verdict()}",
+            facts=_facts(run, fb, result),
+            description=f"Failback {incident_id}",
+        )
+    except DrpError as exc:
+        result = _outcome(run, fb, "stopped", str(exc))
+        raise kernel.stop_incident(
+            run,
+            str(exc),
+            result,
+            facts=_facts(run, fb, result),
+            description=f"Failback {incident_id}",
+            error=FailbackStopped,
+        ) from exc
+
+
+def _back_at_the_dc(prior: kernel.PriorAttempts, topology: Topology) -> runs.RerunVerdict:
+    """A completed failback is still good while every pair's DC serves and users are there."""
+    del prior
+    pairs = topology.pairs.values() or [topology.pair(None)]
+    back = (
+        all(
+            rules.already_failed_back(steps.observe_sites(p.primary_dsn, p.standby_dsn))
+            for p in pairs
+        )
+        and frontdoor_site(topology.frontdoor_url) == steps.TARGET_SITE
+    )
+    return runs.rerun_of_completed("failback", back, "the DC is the serving primary")
+
+
+def _check_start(run: kernel.IncidentRun, pairs: list[steps.FailbackPair]) -> None:
+    """Nothing changed yet: every pair must be in the state a failback starts from. A refusal
+    is evidence too (the ledger stays open: a later attempt checks again)."""
+    for fp in pairs:
+        seen = steps.observe_sites(fp.dc_dsn, fp.drc_dsn)
         gate = rules.check_precondition(seen)
         if not gate.allowed:
-            ledger.append(
+            run.ledger.append(
                 "failback.refused",
-                {"attempt": attempt, "reason": gate.reason, "sites": seen.__dict__},
+                {
+                    "attempt": run.attempt,
+                    "pair": fp.pair_id,
+                    "reason": gate.reason,
+                    "sites": seen.__dict__,
+                },
             )
-            raise FailbackStopped(f"failback {incident_id} refused: {gate.reason}")
-    ledger.append(
-        "attempt.start",
-        {
-            "attempt": attempt,
-            "flow_run_id": str(current_run.id),
-            "mode": mode,
-            "runbook": runbook,
-            "sites": seen.__dict__,
-            "completed_before": list(prior.completed_steps) if prior else [],
-        },
+            raise FailbackStopped(f"failback {run.incident_id} refused: {gate.reason}")
+
+
+def _step(
+    run: kernel.IncidentRun,
+    fb: steps.FailbackState,
+    step_id: str,
+    step: steps.FailbackStep,
+    body: Callable[[], StepOutcome],
+    pair: str | None = None,
+) -> None:
+    suffix = step_id.partition("@")[2]
+    outcome = run.step(
+        step_id,
+        step.name + (f" ({suffix})" if suffix else ""),
+        step.budget_s,
+        step.timeout_s,
+        body,
+        task_name=f"failback:{step_id}",
+        start_data={"pair": pair} if pair else None,
+        on_end=lambda _o, timing: fb.clock.record(timing),
     )
-    # The clock runs from the approval (an earlier attempt's, on a re-run) to verified service.
-    reused = _normalised(prior.approval) if prior and prior.approval else None
-    approval = reused or _approve(
-        notifiers,
-        ledger,
-        incident_id,
-        rb,
-        Mode(mode),
-        declared_by,
-        approved_by,
-        approval_code,
-        approval_timeout_s,
-    )
-    approved_at = datetime.fromisoformat(approval["answered_at"])
-    run = steps.FailbackRun(
-        incident_id=incident_id,
-        runbook=rb,
-        topology=topology,
-        ledger=ledger,
-        clock=RecoveryTimeClock(
-            declared_at=approved_at,
-            budget=timedelta(minutes=min(s.rto_minutes for s in rb.services)),
-        ),
-        mode=Mode(mode),
-        declared_by=approval["declared_by"],
-        approved_by=approval["approver"],
-        logger=logger,
-        attempt=attempt,
-        notifiers=notifiers,
-    )
+    if outcome.status == FAILED:
+        raise FailbackStopped(f"{step.name}: {outcome.reason}")
+
+
+def _pair_body(
+    run: kernel.IncidentRun, fp: steps.FailbackPair, step_id: str
+) -> Callable[[], StepOutcome]:
     bodies: dict[str, Callable[[], StepOutcome]] = {
-        "approve": lambda: steps.approve(run, approval, reused=reused is not None),
-        "fence_drc": lambda: steps.fence_drc(run),
-        "catch_up": lambda: steps.catch_up(run),
-        "promote_dc": lambda: steps.promote_dc(run),
-        "rejoin_drc": lambda: steps.rejoin_drc(run),
-        "switch": lambda: steps.switch(run),
-        "verify": lambda: steps.verify(run),
+        "fence_drc": lambda: steps.fence_drc(run, fp),
+        "catch_up": lambda: steps.catch_up(run, fp),
+        "promote_dc": lambda: steps.promote_dc(run, fp),
+        "rejoin_drc": lambda: steps.rejoin_drc(run, fp),
     }
-    try:
-        for step in steps.STEPS:
-            outcome = incidents.step_task(
-                f"failback:{step.id}",
-                step.timeout_s,
-                lambda r, step=step: steps.run_step(r, step, bodies[step.id]),
-            )(run)
-            if outcome.status == FAILED:
-                raise FailbackStopped(f"{step.name}: {outcome.reason}")
-            crash_if_asked(ledger, step.id)
-        achieved = run.clock.stop(datetime.now(UTC))
-        result = _outcome(run, "verified", achieved)
-        ledger.append("failback.completed", result)
-        notify_safely(
-            notifiers,
-            ledger,
-            "failback.completed",
-            f"{incident_id}: service back at the DC; {run.clock.verdict()}",
-            incident_id=incident_id,
-            flow="failback",
-        )
-        ledger.close({"status": "verified", "achieved_rto_s": result["achieved_rto_s"]})
-        result["ledger_head"] = ledger.head
-        result["archive"] = archive_after_run_task(rb, ledger.directory)
-        _publish_summary(run, result)
-        result["documents"] = load("reports").publish_after_flow(incident_id, formats=["md"])
-        return result
-    except DrpError as exc:
-        result = _outcome(run, "stopped", None, str(exc))
-        ledger.append("failback.stopped", {"reason": str(exc), "steps": run.results})
-        notify_safely(
-            notifiers,
-            ledger,
-            "failback.stopped",
-            f"{incident_id}: failback stopped — {exc}",
-            incident_id=incident_id,
-            flow="failback",
-        )
-        _publish_summary(run, result)
-        raise FailbackStopped(
-            f"failback {incident_id} stopped: {exc} (ledger: {ledger_dir})"
-        ) from exc
+    return bodies[step_id]
+
+
+def _routes(run: kernel.IncidentRun, services: tuple[str, ...]) -> list[tuple[str | None, str]]:
+    """The front door's routes to bring back: its only one, or each moved service's."""
+    routes = [
+        (ep.route, f"switch@{s}")
+        for s in services
+        if (ep := run.topology.service(s)).route is not None
+    ]
+    return routes or [(None, "switch")]
+
+
+def _verifications(run: kernel.IncidentRun, fb: steps.FailbackState) -> list[tuple[str, str, str]]:
+    """(service, the DC database its write must land in, step id): each moved service on a site
+    with a route per service; else one write through the front door's only route."""
+    by_pair = {fp.pair_id: fp.dc_dsn for fp in fb.pairs}
+    first_dc = fb.pairs[0].dc_dsn if fb.pairs else run.topology.primary_dsn
+
+    def dc_of(service_id: str) -> str:
+        return by_pair.get(run.runbook.service(service_id).database or "", first_dc)
+
+    routed = [s for s in fb.services if run.topology.service(s).route is not None]
+    if routed:
+        return [(s, dc_of(s), f"verify@{s}") for s in routed]
+    return [(fb.services[0], dc_of(fb.services[0]), "verify")] if fb.services else []
 
 
 def _normalised(approval: dict[str, Any]) -> dict[str, Any]:
@@ -218,11 +233,7 @@ def _normalised(approval: dict[str, Any]) -> dict[str, Any]:
 
 
 def _approve(
-    notifiers: list[Notifier],
-    ledger: Ledger,
-    incident_id: str,
-    rb: Runbook,
-    mode: Mode,
+    run: kernel.IncidentRun,
     declared_by: str | None,
     approved_by: str | None,
     approval_code: str | None,
@@ -230,88 +241,78 @@ def _approve(
 ) -> dict[str, Any]:
     """The failback's human gate: the failover's rules, in the UI unless approved up front.
     Whoever asks for the failback declares it (defaulting to the approver when given)."""
-    timeout_s = rb.approval.timeout_minutes * 60
-    if timeout_override_s is not None:
-        timeout_s = max(1, min(timeout_s, timeout_override_s))
-
-    def _notify(event: str, text: str) -> None:
-        notify_safely(notifiers, ledger, event, text, incident_id=incident_id, flow="failback")
-
-    settings = Settings()
+    rb = run.runbook
+    timeout_s = runs.approval_timeout_s(rb.approval.timeout_minutes, timeout_override_s)
     try:
         return gates.ask_approval(
-            ledger=ledger,
-            notify=_notify,
+            ledger=run.ledger,
+            notify=run.notify,
             facts=gates.failback_facts(
-                settings.evidence_dir,
-                incident_id,
-                mode,
+                run.settings.evidence_dir,
+                run.incident_id,
+                run.mode,
                 declared_by or approved_by or "operator",
-                60.0 * min(s.rto_minutes for s in rb.services),
+                runs.tightest_budget(s.rto_minutes for s in rb.services).total_seconds(),
             ),
             roster=rb.roster,
             approved_by=approved_by,
             approval_code=approval_code,
             timeout_s=timeout_s,
             two_person_rule=rb.approval.two_person_rule,
-            checker=gates.ProofChecker.from_settings(settings, rb),
-            flow_run_id=str(current_run.id),
+            checker=gates.ProofChecker.from_settings(run.settings, rb),
+            flow_run_id=run.flow_run_id,
         )
     except (gates.GateRefused, FlowPauseTimeout) as exc:
         reason = f"no answer within {timeout_s} s" if isinstance(exc, FlowPauseTimeout) else exc
-        ledger.append("failback.stopped", {"reason": str(reason), "steps": []})
-        raise FailbackStopped(f"failback {incident_id} stopped: {reason}") from exc
+        run.ledger.append("failback.stopped", {"reason": str(reason), "steps": []})
+        raise FailbackStopped(f"failback {run.incident_id} stopped: {reason}") from exc
 
 
 def _outcome(
-    run: steps.FailbackRun, status: str, achieved: timedelta | None, reason: str = ""
-) -> dict[str, Any]:
-    proof = run.proof
-    return {
-        "incident_id": run.incident_id,
-        "status": status,
-        "reason": reason,
-        "mode": run.mode.value,
-        "attempt": run.attempt,
-        "approved_at": run.clock.declared_at.isoformat(),
-        "achieved_rto_s": round(achieved.total_seconds(), 3) if achieved else None,
-        "rto_budget_s": run.clock.budget.total_seconds(),
-        "rto_verdict": run.clock.verdict(),
-        "final_lsn": run.final_lsn,
-        "replay_lsn": proof.replay_lsn if proof else None,
-        "zero_loss": proof.reason if proof else None,
-        "rejoin_method": run.rejoin_method,
-        "steps": run.results,
-        "ledger": str(run.ledger.directory),
-    }
-
-
-def _publish_summary(run: steps.FailbackRun, outcome: dict[str, Any]) -> None:
-    """The run's story for the Prefect UI and a report file beside the ledger, with the
-    timeline (also a table artifact of its own)."""
-    evidence_dir = run.ledger.directory.parent.parent  # <evidence>/<incident>/failback
-    timeline = incidents.publish_timeline(evidence_dir, run.incident_id, "failback")
-    lines = [
-        f"# Failback {run.incident_id} to the DC — {outcome['status']}",
-        "",
-        f"- Approved by {run.approved_by} ({run.mode.value}) at "
-        f"{run.clock.declared_at:%Y-%m-%d %H:%M:%S} UTC",
-        f"- RTO: {run.clock.verdict()}",
-        f"- Data loss: {outcome['zero_loss'] or '-'}",
-        f"- DRC rejoined by: {outcome['rejoin_method'] or '-'}",
-        f"- Ledger: `{run.ledger.directory}` (head `{run.ledger.head[:16]}…`)",
-    ]
-    if outcome.get("reason"):
-        lines.append(f"- Stopped because: {outcome['reason']}")
-    lines += ["", "## Who and when", "", *timeline.summary()]
-    lines += ["", "## Steps against their budgets", "", *incidents.steps_table(run.results)]
-    lines += ["", "## Timeline", "", timeline.table_markdown()]
-    outcome["report"] = str(
-        incidents.publish_report(
-            run.ledger,
-            "failback",
-            run.incident_id,
-            "\n".join(lines) + "\n",
-            f"Failback {run.incident_id}",
-        )
+    run: kernel.IncidentRun, fb: steps.FailbackState, status: str, reason: str = ""
+) -> FailbackOutcome:
+    achieved = fb.clock.achieved if status == "verified" else None
+    per_pair = tuple(
+        {
+            "pair": fp.pair_id,
+            "final_lsn": fp.final_lsn,
+            "replay_lsn": fp.proof.replay_lsn if fp.proof else None,
+            "zero_loss": fp.proof.reason if fp.proof else None,
+            "rejoin_method": fp.rejoin_method,
+        }
+        for fp in fb.pairs
     )
+    first: dict[str, Any] = dict(per_pair[0]) if per_pair else {}
+    return FailbackOutcome(
+        flow="failback",
+        incident_id=run.incident_id,
+        status=status,
+        reason=reason,
+        mode=run.mode.value,
+        attempt=run.attempt,
+        ledger=str(run.ledger.directory),
+        steps=tuple(run.results),
+        approved_at=fb.clock.declared_at.isoformat(),
+        achieved_rto_s=round(achieved.total_seconds(), 3) if achieved else None,
+        rto_budget_s=fb.clock.budget.total_seconds(),
+        rto_verdict=fb.clock.verdict(),
+        final_lsn=first.get("final_lsn"),
+        replay_lsn=first.get("replay_lsn"),
+        zero_loss=first.get("zero_loss"),
+        rejoin_method=first.get("rejoin_method"),
+        pairs=per_pair,
+    )
+
+
+def _facts(run: kernel.IncidentRun, fb: steps.FailbackState, out: FailbackOutcome) -> list[str]:
+    lines = [
+        f"Approved by {fb.approved_by} ({run.mode.value}) at "
+        f"{fb.clock.declared_at:%Y-%m-%d %H:%M:%S} UTC",
+        f"RTO: {fb.clock.verdict()}",
+    ]
+    for p in out.pairs:
+        lines.append(
+            f"Pair {p['pair']}: data loss: {p['zero_loss'] or '-'}; DRC rejoined by: "
+            f"{p['rejoin_method'] or '-'}"
+        )
+    return lines

@@ -7,7 +7,7 @@ import sys
 import threading
 from types import ModuleType
 
-from drp.lab.config import repo_root
+from drp.paths import repo_root
 
 _LOADING = threading.RLock()
 

@@ -142,9 +142,11 @@ class Orchestrator:
     def server_state(self) -> dict[str, Any]:
         return dict(self.lab._state().get("prefect_server") or {})
 
-    def server_up(self, host: str = ps.DEFAULT_HOST, port: int = ps.DEFAULT_PORT) -> dict[str, Any]:
-        """Start the server unless ours is running; return its status."""
+    def server_up(self, host: str = ps.DEFAULT_HOST, port: int | None = None) -> dict[str, Any]:
+        """Start the server unless ours is running; return its status. ``port`` defaults to the
+        lab's (:attr:`drp.lab.config.LabConfig.prefect_port`)."""
         self._require_lab()
+        port = port or self.lab.cfg.prefect_port
         state = self.server_state()
         if owned(state.get("pid"), self.owner) and ps.healthy(state["api"]):
             self.progress(f"Prefect server already running at {state['api']}")

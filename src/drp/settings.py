@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from drp.lab.config import repo_root
+from drp.paths import repo_root
 
 
 class Settings(BaseSettings):

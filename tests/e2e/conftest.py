@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from roster_codes import approval_input
 
+from drp.domain.outcomes import DrillOutcome
 from drp.lab.core import Lab
 
 E2E_PORT_BASE = int(os.environ.get("DRP_TEST_PORT_BASE", "26400")) + 400
@@ -168,7 +169,7 @@ def _restore(saved: dict[str, str | None]) -> None:
 class Drilled:
     lab: Lab
     evidence: Path
-    summaries: dict[str, dict[str, Any]]
+    summaries: dict[str, DrillOutcome]
     errors: dict[str, str]
     writer: FrontDoorWriter
     watcher: ClientPathWatcher
@@ -210,7 +211,7 @@ def drilled(prefect_server) -> Iterator[Drilled]:
     threads = [threading.Thread(target=w.run, daemon=True) for w in (watcher, writer)]
     for t in threads:
         t.start()
-    summaries: dict[str, dict[str, Any]] = {}
+    summaries: dict[str, DrillOutcome] = {}
     errors: dict[str, str] = {}
     after: dict[str, dict[str, Any]] = {}
     try:

@@ -160,16 +160,16 @@ def test_a_failover_approved_from_slack_runs_while_slack_hangs_then_reads_as_one
     outcome = result["out"]
 
     # The failover completed while Slack still hangs: nothing more reached it.
-    assert outcome["status"] == "verified"
+    assert outcome.status == "verified"
     assert len(slack.messages) == before_hang and any(r.outcome == "hung" for r in slack.requests)
-    granted = [r.data for _, r in read_records(outcome["ledger"]) if r.kind == "approval.granted"]
+    granted = [r.data for _, r in read_records(outcome.ledger) if r.kind == "approval.granted"]
     assert granted[0]["approver"] == "Sari" and "U0SARI001" in granted[0]["comment"]
     assert (granted[0]["channel"], granted[0]["identity"], granted[0]["slack_user_id"]) == (
         "slack",
         "slack-signature",
         "U0SARI001",
     )
-    records = [r for _, r in read_records(outcome["ledger"])]
+    records = [r for _, r in read_records(outcome.ledger)]
     for index, rec in enumerate(records):  # each step's message queued before the next starts
         if rec.kind != "step.end":
             continue
@@ -198,12 +198,12 @@ def test_a_failover_approved_from_slack_runs_while_slack_hangs_then_reads_as_one
     assert slack.channel_name(root.channel) == "drp-lab"
     thread = slack.thread(root.ts)
     keys_in_slack = [m.key for m in thread]
-    queued = _queued(outcome["ledger"])
+    queued = _queued(outcome.ledger)
     # Each step is announced when it starts and when it ends, in plan order.
     step_keys = [(q.data["step_id"], q.data["keys"][0]) for q in queued if q.data["step_id"]]
     assert [(q.data["step_id"], q.data["event"]) for q in queued if q.data["step_id"]] == [
         pair
-        for s in outcome["steps"]
+        for s in outcome.steps
         for pair in ((s["step_id"], "step.started"), (s["step_id"], f"step.{s['status']}"))
     ]
     positions = [keys_in_slack.index(key) for _, key in step_keys]
@@ -216,7 +216,7 @@ def test_a_failover_approved_from_slack_runs_while_slack_hangs_then_reads_as_one
     assert any("Achieved RTO" in t for t in texts)
     assert any("drill: not sent to service users" in t for t in texts)
     assert [c["allowed"] for c in box.clicks(incident)] == [False, False, True]
-    for path in (Path(outcome["ledger"]) / "ledger.jsonl", ledger.directory / "ledger.jsonl"):
+    for path in (Path(outcome.ledger) / "ledger.jsonl", ledger.directory / "ledger.jsonl"):
         assert TOKEN not in path.read_text()
 
 

@@ -31,12 +31,12 @@ def test_every_scenario_drills_in_a_row_and_leaves_the_topology_as_it_found_it(
     assert drilled.errors == {}, drilled.errors
     assert list(drilled.summaries) == list(drilled.scenarios)
     for scenario, summary in drilled.summaries.items():
-        assert summary["verdict"] == "passed", (scenario, summary["findings"])
+        assert summary.verdict == "passed", (scenario, summary.findings)
         comps = drilled.after[scenario]["components"]
         assert comps["dc-db"]["role"] == "primary" and comps["dc-db"]["writable"], scenario
         assert comps["drc-db"]["role"] == "standby", scenario
         assert drilled.after[scenario]["active_site"] == "dc", scenario
-        assert [p["phase"] for p in summary["phases"]] == [
+        assert [p["phase"] for p in summary.phases] == [
             "start",
             "inject",
             "failover",
@@ -45,7 +45,7 @@ def test_every_scenario_drills_in_a_row_and_leaves_the_topology_as_it_found_it(
             "failback",
             "verify",
         ]
-        sums = summary["checksums"]
+        sums = summary.checksums
         assert sums["dc"] == sums["drc"] and sums["dc"]["rows"] > 0, (scenario, sums)
 
 
@@ -88,27 +88,27 @@ def test_the_drill_measures_phases_gates_and_rpo_and_its_evidence_verifies(
     drilled: Any,
 ) -> None:
     for scenario, summary in drilled.summaries.items():
-        phases = {p["phase"]: p for p in summary["phases"]}
+        phases = {p["phase"]: p for p in summary.phases}
         for phase in ("failover", "failback"):
             assert 0 < phases[phase]["achieved_rto_s"] <= phases[phase]["rto_budget_s"]
-        assert summary["rpo"].get("reason"), scenario
-        steps = {(s["flow"], s["step_id"]) for s in summary["steps"]}
+        assert summary.rpo.get("reason"), scenario
+        steps = {(s["flow"], s["step_id"]) for s in summary.steps}
         assert ("failover", "promote-drc-db") in steps and ("failback", "promote_dc") in steps
-        for directory in (summary["ledger"], *summary["ledgers"].values()):
+        for directory in (summary.ledger, *summary.ledgers.values()):
             result = verify_ledger(directory)
             assert result.ok, (directory, result.problems)
-        assert _records(summary["ledger"], "drill.completed")
-        report = Path(summary["report"]).read_text()
-        assert "Human gates" in report and summary["incident_id"] in report
+        assert _records(summary.ledger, "drill.completed")
+        report = Path(summary.report).read_text()
+        assert "Human gates" in report and summary.incident_id in report
 
-    gates = drilled.summaries[drilled.interactive]["gates"]
+    gates = drilled.summaries[drilled.interactive].gates
     assert {(g["flow"], g["gate"], g["channel"]) for g in gates} == {
         ("failover", "approval", "prefect-ui"),
         ("failback", "approval", "prefect-ui"),
     }
     assert all(g["waited_s"] >= 1.0 for g in gates), gates  # the answer came ~1 s late
     for scenario in ("dc-power-loss", "national-network-loss"):
-        isolation = [g for g in drilled.summaries[scenario]["gates"] if g["gate"] == "isolation"]
+        isolation = [g for g in drilled.summaries[scenario].gates if g["gate"] == "isolation"]
         assert isolation and isolation[0]["answered_by"] == "Budi", scenario
 
 
@@ -120,7 +120,7 @@ def test_each_scenario_is_declared_as_the_regulation_says(drilled: Any) -> None:
         "national-network-loss": ("katastropik", "7(1)(c)"),
     }
     for scenario, (category, article) in expected.items():
-        failover = drilled.summaries[scenario]["ledgers"]["failover"]
+        failover = drilled.summaries[scenario].ledgers["failover"]
         declared = _records(failover, "incident.declared")[0]
         assert declared["category"] == category, scenario
         if article:
@@ -131,8 +131,8 @@ def test_the_network_loss_drill_stops_the_isolated_primary_before_reconnecting_i
     drilled: Any,
 ) -> None:
     summary = drilled.summaries["national-network-loss"]
-    assert any("stopped on site before the network was restored" in h for h in summary["handled"])
-    resync = _records(summary["ledgers"]["resync"], "resync.completed")[0]
+    assert any("stopped on site before the network was restored" in h for h in summary.handled)
+    resync = _records(summary.ledgers["resync"], "resync.completed")[0]
     assert resync["method"] in ("rewind", "basebackup", "standby"), resync
 
 
@@ -156,8 +156,8 @@ def test_the_drill_run_page_holds_its_subflows_documents_and_whole_timeline(
     )
 
     summary = drilled.summaries[drilled.interactive]
-    incident = summary["incident_id"]
-    (start,) = _records(summary["ledger"], "attempt.start")
+    incident = summary.incident_id
+    (start,) = _records(summary.ledger, "attempt.start")
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(UUID(start["flow_run_id"]))
         subflows = client.read_flow_runs(
@@ -191,18 +191,18 @@ def test_the_drill_run_page_holds_its_subflows_documents_and_whole_timeline(
     assert {r["flow"] for r in rows} == {"drill", "failover", "resync", "failback"}
     approvals = [r for r in rows if " approved: " in r["what"]]
     assert [(r["flow"], r["who"]) for r in approvals] == [
-        ("failover", "Sari (direktur, prefect-ui)"),
-        ("failback", "Sari (direktur, prefect-ui)"),
+        ("failover", "Sari (pejabat_ditunjuk, prefect-ui)"),
+        ("failback", "Sari (pejabat_ditunjuk, prefect-ui)"),
     ]
     assert all(float(r["gate wait"].removesuffix(" s")) >= 1.0 for r in approvals)
     assert rows[0]["RTO clock"].startswith("-")  # the drill checks and injects before declaring
     assert "drill passed" in rows[-1]["what"]
 
     lines = [entry.message for entry in logs]
-    for phase in summary["phases"]:
+    for phase in summary.phases:
         name = next(
             s["name"]
-            for s in _records(summary["ledger"], "step.start")
+            for s in _records(summary.ledger, "step.start")
             if s["step_id"] == phase["phase"]
         )
         assert sum(line.startswith(f"▶ {name} (budget") for line in lines) == 1, name

@@ -31,7 +31,7 @@ def _direct_dsn(lab: Lab, name: str) -> str:
     return lab.cluster(name).dsn("skp") + " connect_timeout=1"
 
 
-def _failback(**params: Any) -> dict[str, Any]:
+def _failback(**params: Any) -> Any:
     return load("failback").failback(runbook=RUNBOOK, **{"mode": "drill", **params})
 
 
@@ -49,9 +49,9 @@ def test_failback_returns_service_to_the_dc_without_losing_a_drc_write(
         category="katastropik",
         incident_id=incident,
     )
-    assert failover["status"] == "verified"
+    assert failover.status == "verified"
     resynced = load("resync").resync(runbook=RUNBOOK, incident_id=incident, mode="drill")
-    assert resynced["status"] == "streaming"
+    assert resynced.status == "streaming"
 
     # Written at the DRC just before the failback: it must survive the switch back.
     key = f"FB-{uuid.uuid4().hex[:10]}"
@@ -81,21 +81,21 @@ def test_failback_returns_service_to_the_dc_without_losing_a_drc_write(
 
     # ... and the re-run finishes it without doing any step twice.
     outcome = _failback(incident_id=incident, approved_by="Sari", declared_by="Budi")
-    assert outcome["status"] == "verified", outcome
-    assert outcome["achieved_rto_s"] > 0
-    assert "zero data loss" in outcome["zero_loss"]
-    assert outcome["rejoin_method"] == "standby", "a clean fence needs no rewind"
+    assert outcome.status == "verified", outcome
+    assert outcome.achieved_rto_s > 0
+    assert "zero data loss" in outcome.zero_loss
+    assert outcome.rejoin_method == "standby", "a clean fence needs no rewind"
     ends = [
         r.data
-        for _, r in read_records(outcome["ledger"])
+        for _, r in read_records(outcome.ledger)
         if not isinstance(r, str) and r.kind == "step.end"
     ]
     done = [e["step_id"] for e in ends if e["status"] == "done"]
     steps = ["approve", "fence_drc", "catch_up", "promote_dc", "rejoin_drc", "switch", "verify"]
     assert sorted(done) == sorted(steps), ends  # every step done exactly once in all
-    first = [e["step_id"] for e in ends[: len(ends) - len(outcome["steps"])]]
+    first = [e["step_id"] for e in ends[: len(ends) - len(outcome.steps)]]
     assert first == steps[:4], first  # the killed attempt got as far as the promotion
-    assert all(s["status"] == "already_done" for s in outcome["steps"][:4]), outcome["steps"]
+    assert all(s["status"] == "already_done" for s in outcome.steps[:4]), outcome.steps
 
     comps = lab.status()["components"]
     assert comps["dc-db"]["role"] == "primary" and comps["dc-db"]["writable"] is True
@@ -114,9 +114,9 @@ def test_failback_returns_service_to_the_dc_without_losing_a_drc_write(
         # The slot the DC streamed from while the DRC was primary is gone: on a standby it
         # would hold WAL back for ever.
         assert conn.execute("SELECT slot_name FROM pg_replication_slots").fetchall() == []
-    result = verify_ledger(outcome["ledger"])
+    result = verify_ledger(outcome.ledger)
     assert result.ok, result.problems
-    assert (Path(outcome["ledger"]).parent / "failback-report.md").exists()
+    assert (Path(outcome.ledger).parent / "failback-report.md").exists()
 
     # The same incident again, through the command line: already completed, nothing acted on.
     app = typer.Typer()
@@ -125,5 +125,5 @@ def test_failback_returns_service_to_the_dc_without_losing_a_drc_write(
     again = CliRunner().invoke(app, ["failback", "--runbook", RUNBOOK, *args, "--json"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["status"] == "already_completed"
-    assert verify_ledger(outcome["ledger"]).ok
+    assert verify_ledger(outcome.ledger).ok
     assert lab.status()["components"]["dc-db"]["role"] == "primary"

@@ -110,7 +110,7 @@ def guarded(fresh_lab: Lab) -> Iterator[tuple[Lab, Watcher, Writer]]:
     assert watcher.both_writable == [], "both databases accepted writes at the same moment"
 
 
-def _run(**params: Any) -> dict[str, Any]:
+def _run(**params: Any) -> Any:
     flow = load("failover").failover
     base = {
         "runbook": RUNBOOK,
@@ -122,15 +122,15 @@ def _run(**params: Any) -> dict[str, Any]:
     return flow(**{**base, **params})
 
 
-def _assert_failed_over(lab: Lab, outcome: dict[str, Any], writer: Writer | None = None) -> None:
-    assert outcome["status"] == "verified"
+def _assert_failed_over(lab: Lab, outcome: Any, writer: Writer | None = None) -> None:
+    assert outcome.status == "verified"
     st = lab.status()["components"]
     assert st["drc-db"]["role"] == "primary" and st["drc-db"]["writable"]
     assert st["dc-db"]["up"] is False or st["dc-db"]["writable"] is False
     assert lab.status()["active_site"] == "drc"
-    result = verify_ledger(outcome["ledger"])
+    result = verify_ledger(outcome.ledger)
     assert result.ok, result.problems
-    assert outcome["achieved_rto_s"] > 0
+    assert outcome.achieved_rto_s > 0
     if writer is not None:
         writer.stop()
         time.sleep(0.2)
@@ -154,10 +154,10 @@ def test_dc_alive_is_fenced_then_the_drc_takes_over(prefect_server, guarded) -> 
     lab, _, writer = guarded
     outcome = _run(category="katastropik")
     _assert_failed_over(lab, outcome, writer)
-    assert outcome["fence_outcome"] == "fenced"
+    assert outcome.fence_outcome == "fenced"
     assert (lab.cfg.pgdata("dc-db") / "standby.signal").exists()
-    assert outcome["rpo"]["replay_lsn"]
-    statuses = {s["step_id"]: s["status"] for s in outcome["steps"]}
+    assert outcome.rpo["replay_lsn"]
+    statuses = {s["step_id"]: s["status"] for s in outcome.steps}
     assert statuses == {
         "preflight": "done",
         "fence-dc-db": "done",
@@ -190,13 +190,13 @@ def test_dc_power_loss_needs_a_confirmation_before_promotion(prefect_server, gua
     assert lab.status()["components"]["drc-db"]["role"] == "standby"  # nothing promoted
     outcome = _run(incident_id=incident, confirm_dc_isolated_by="Sari")
     _assert_failed_over(lab, outcome, writer)
-    assert outcome["fence_outcome"] == "unreachable"
-    kinds = _kinds(outcome["ledger"])
+    assert outcome.fence_outcome == "unreachable"
+    kinds = _kinds(outcome.ledger)
     assert kinds.count("attempt.start") == 2
     assert "declaration.reused" in kinds and "approval.reused" in kinds
     gate = [
         r.data
-        for _, r in read_records(outcome["ledger"])
+        for _, r in read_records(outcome.ledger)
         if not isinstance(r, str) and r.kind == "promotion.gate"
     ]
     assert gate[-1]["allowed"] and gate[-1]["isolation_confirmed_by"] == "Sari"
@@ -465,11 +465,11 @@ def test_a_run_killed_after_fencing_is_finished_by_a_rerun(prefect_server, guard
     _assert_failed_over(lab, outcome, writer)
     ends = [
         r.data
-        for _, r in read_records(outcome["ledger"])
+        for _, r in read_records(outcome.ledger)
         if not isinstance(r, str) and r.kind == "step.end"
     ]
     fence = [e for e in ends if e["step_id"] == "fence-dc-db"]
     assert [f["status"] for f in fence] == ["done", "already_done"]  # not fenced twice
     assert [e["step_id"] for e in ends].count("promote-drc-db") == 1
-    assert _kinds(outcome["ledger"]).count("attempt.start") == 2
-    assert json.loads(json.dumps(outcome))["status"] == "verified"
+    assert _kinds(outcome.ledger).count("attempt.start") == 2
+    assert json.loads(json.dumps(outcome.as_dict()))["status"] == "verified"

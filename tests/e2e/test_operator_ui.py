@@ -18,6 +18,7 @@ from uuid import UUID
 
 import pytest
 import typer
+from roster_codes import approval_input
 from typer.testing import CliRunner
 
 from drp.commands import resync as resync_command
@@ -73,28 +74,32 @@ def _logs(flow_run_id: UUID) -> list[str]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
+    logs: list[Any] = []
     with get_client(sync_client=True) as client:
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200
-        )
+        while batch := client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+            offset=len(logs),
+        ):
+            logs += batch
     return [entry.message for entry in sorted(logs, key=lambda e: e.timestamp)]
 
 
 def _answer_approval(evidence: Path, stop: threading.Event) -> None:
-    """Approve the failover the way the UI's form does, as soon as it asks (the only incident
-    of this test's evidence directory: the run made its id itself)."""
+    """Approve the failover the way the UI's form does (a roster choice and the person's
+    one-time code), as soon as it asks (the only incident of this test's evidence directory:
+    the run made its id itself)."""
     from prefect.flow_runs import resume_flow_run
 
     while not stop.is_set():
         for ledger in evidence.glob("*/failover"):
             for asked in _records(ledger, "approval.requested"):
+                state = _run(asked["flow_run_id"]).state
+                if not (state and state.is_paused()):
+                    continue  # not paused yet: a code handed out now would go to waste
                 try:
-                    resume_flow_run(
-                        asked["flow_run_id"],
-                        run_input={"approver": "Sari", "role": "direktur", "confirm": True},
-                    )
+                    resume_flow_run(asked["flow_run_id"], run_input=approval_input("Sari"))
                     return
-                except Exception:  # not paused yet: try again
+                except Exception:  # raced with the pause: try again
                     pass
         stop.wait(0.3)
 
@@ -118,8 +123,8 @@ def test_an_incident_run_is_named_after_it_and_its_page_holds_documents_and_time
     finally:
         stop.set()
         approver.join(timeout=10)
-    assert outcome["status"] == "verified"
-    incident = outcome["incident_id"]
+    assert outcome.status == "verified"
+    incident = outcome.incident_id
     ledger = evidence / incident / "failover"
     (start,) = _records(ledger, "attempt.start")
     run = _run(start["flow_run_id"])
@@ -146,7 +151,7 @@ def test_an_incident_run_is_named_after_it_and_its_page_holds_documents_and_time
     assert declared["who"] == "Budi (direktur)" and declared["RTO clock"] == "+00:00.0"
     approved = next(r for r in rows if "approved" in r["what"])
     (granted,) = _records(ledger, "approval.granted")
-    assert approved["who"] == "Sari (direktur, prefect-ui)"
+    assert approved["who"] == "Sari (pejabat_ditunjuk, prefect-ui)"
     assert approved["gate wait"] == f"{granted['waited_s']:.1f} s" and granted["waited_s"] > 0
     steps = [s["name"] for s in _records(ledger, "step.start")]
     assert [r["what"] for r in rows if " — started (budget" in r["what"]] == [
@@ -154,8 +159,8 @@ def test_an_incident_run_is_named_after_it_and_its_page_holds_documents_and_time
         for name, budget in ((s["name"], s["budget_s"]) for s in _records(ledger, "step.start"))
     ]
     assert "service verified at the DRC; achieved RTO" in rows[-1]["what"]
-    assert "approved by Sari (direktur, prefect-ui)" in timeline.description
-    assert outcome["rto_verdict"] in timeline.description
+    assert "approved by Sari (pejabat_ditunjuk, prefect-ui)" in timeline.description
+    assert outcome.rto_verdict in timeline.description
     report = _artifacts([f"failover-{incident}"])[f"failover-{incident}"]
     assert report.flow_run_id == run.id
     assert "## Timeline" in report.data and "after a wait of" in report.data

@@ -86,6 +86,17 @@ def _deploy(orch: Orchestrator, names: tuple[str, ...], prefect_file: Path | Non
     return proc.stdout
 
 
+def _drain_prefect_clients() -> None:
+    """Send what this process's Prefect clients still queue for this module's server (events,
+    logs) while it is up. Left queued, they are retried against a stopped server at the end of
+    the session, where the test harness waits for every queue to drain: the session never ends."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    EventsWorker.drain_all(timeout=30)
+    APILogWorker.drain_all(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def topology() -> Iterator[Topology]:
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
@@ -120,6 +131,7 @@ def topology() -> Iterator[Topology]:
             }
             with temporary_settings(updates=updates):
                 yield Topology(lab, orch, server["api"], evidence)
+                _drain_prefect_clients()
         finally:
             orch.workers_down()
             orch.server_down()
@@ -466,6 +478,92 @@ def _flow_runs_of(deployment: str) -> list[Any]:
         )
 
 
+def _readme_first_hour() -> list[str]:
+    """The commands of the README's "Your first hour" block, one per line (continuations joined,
+    comments dropped)."""
+    text = (repo_root() / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Your first hour", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    commands, pending = [], ""
+    for line in block.splitlines():
+        code = line.split(" #", 1)[0].rstrip()
+        if code.endswith("\\"):
+            pending += code[:-1]
+            continue
+        if (pending + code).strip():
+            commands.append(" ".join((pending + code).split()))
+        pending = ""
+    return commands
+
+
+def test_the_readme_first_hour_runs_as_written(topology: Topology) -> None:
+    """The README's first hour, run as written with ``.venv/bin`` on the PATH, against this
+    module's lab: ``make deploy`` is what the fixture did (lab, server on ops-db, a worker per
+    site, the failover deployed) and ``make drill`` is run by the drill tests
+    (tests/e2e/test_drill.py); every other line runs here, and the failover it starts waits at
+    its approval gate until it is answered as the UI's form answers it (a roster choice and the
+    approver's one-time code), then recovers the service. The lab's sites are reset after."""
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import resume_flow_run
+    from roster_codes import approval_input
+
+    commands = _readme_first_hour()
+    assert commands[0] == "make drill" and "make deploy" in commands
+    assert commands[-1].startswith("drp server exec -- prefect deployment run failover/failover")
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "DRP_LAB_ROOT": str(topology.lab.cfg.root),
+        "DRP_LAB_PORT_BASE": str(LAB_PORT_BASE),
+    }
+    for name in ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING"):
+        env.pop(name, None)  # drp server exec must give them itself
+    outputs = {}
+    for command in commands:
+        if command.startswith("make "):
+            continue
+        proc = subprocess.run(
+            command,
+            shell=True,
+            cwd=repo_root(),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        outputs[command] = proc.stdout
+    assert "Sari" in next(o for c, o in outputs.items() if c.startswith("drp roster list"))
+    assert "Predicted RTO" in next(o for c, o in outputs.items() if c.startswith("drp plan"))
+
+    (started,) = [
+        r
+        for r in _flow_runs_of("failover")
+        if r.parameters.get("category") == "parsial_nasional" and "approved_by" not in r.parameters
+    ]
+    try:
+        with get_client(sync_client=True) as client:
+            paused, state = poll(
+                lambda: client.read_flow_run(started.id).state,
+                lambda st: st is not None and st.is_paused(),
+                timeout=240,
+                interval=0.5,
+            )
+            assert paused, f"the README's failover never waited at its approval gate: {state}"
+            resume_flow_run(started.id, run_input=approval_input("Sari"))
+            ended, final = poll(
+                lambda: client.read_flow_run(started.id).state,
+                lambda st: st is not None and st.is_final(),
+                timeout=240,
+                interval=0.5,
+            )
+        assert ended and final.is_completed(), final
+        assert topology.lab.status()["active_site"] == "drc"
+    finally:
+        topology.lab.reset()
+
+
 def test_with_the_dc_lost_the_drc_worker_runs_the_failover_and_a_crashed_run_is_finished(
     topology: Topology,
 ) -> None:
@@ -519,7 +617,7 @@ def test_with_the_dc_lost_the_drc_worker_runs_the_failover_and_a_crashed_run_is_
     assert records[-1].kind == "ledger.close"
 
     # The run history on the server shows both, on the DRC's pool, run by the DRC's worker.
-    history = [r for r in _flow_runs_of("failover") if r.parameters["incident_id"] == incident]
+    history = [r for r in _flow_runs_of("failover") if r.parameters.get("incident_id") == incident]
     assert [(r.state_type.value, r.work_pool_name) for r in history] == [
         ("CRASHED", "drc"),
         ("COMPLETED", "drc"),

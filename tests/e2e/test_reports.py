@@ -67,7 +67,7 @@ def drill_evidence(drilled: Any) -> DrillEvidence:
     assert not drilled.errors, drilled.errors
     summary = drilled.summaries["dc-heat"]
     return DrillEvidence(
-        summary["incident_id"],
+        summary.incident_id,
         drilled.evidence,
         drilled.lab,
         drilled.lab.dsn("ops-db") + " connect_timeout=2",

@@ -39,10 +39,10 @@ def _failover(incident: str) -> None:
         category="katastropik",
         incident_id=incident,
     )
-    assert outcome["status"] == "verified"
+    assert outcome.status == "verified"
 
 
-def _resync(**params: Any) -> dict[str, Any]:
+def _resync(**params: Any) -> Any:
     return load("resync").resync(runbook=RUNBOOK, **{"mode": "drill", **params})
 
 
@@ -76,15 +76,15 @@ def _written_at_drc_is_read_at_dc(lab: Lab) -> None:
     assert wait_until(seen_at_dc, 10), "a row written at the DRC never reached the DC"
 
 
-def _assert_dc_streams_from_drc(lab: Lab, outcome: dict[str, Any]) -> None:
-    assert outcome["status"] == "streaming"
+def _assert_dc_streams_from_drc(lab: Lab, outcome: Any) -> None:
+    assert outcome.status == "streaming"
     comps = lab.status()["components"]
     assert comps["drc-db"]["role"] == "primary"
     assert comps["dc-db"]["role"] == "standby" and comps["dc-db"]["writable"] is False
     assert comps["dc-db"]["replication"]["streaming"] is True
     assert [s["application_name"] for s in comps["drc-db"]["standbys"]] == ["dc_db"]
     _written_at_drc_is_read_at_dc(lab)
-    result = verify_ledger(outcome["ledger"])
+    result = verify_ledger(outcome.ledger)
     assert result.ok, result.problems
 
 
@@ -96,19 +96,19 @@ def test_after_a_dc_crash_and_failover_the_dc_is_rewound_and_a_rerun_is_already_
     lab.break_("dc-db-crash")  # the July 2021 case: its WAL end is unknown, so it is rewound
     _failover(incident)
     outcome = _resync(incident_id=incident)
-    assert outcome["method"] == "rewind", outcome
-    assert "not shut down cleanly" in outcome["decision_reason"]
-    rejoin = {s["step_id"]: s for s in outcome["steps"]}["rejoin"]
+    assert outcome.method == "rewind", outcome
+    assert "not shut down cleanly" in outcome.decision_reason
+    rejoin = {s["step_id"]: s for s in outcome.steps}["rejoin"]
     assert "rejoined by rewind (pg_rewind:" in rejoin["reason"]
     _assert_dc_streams_from_drc(lab, outcome)
-    assert {s["step_id"]: s["status"] for s in outcome["steps"]} == {
+    assert {s["step_id"]: s["status"] for s in outcome.steps} == {
         "observe": "done",
         "decide": "done",
         "rejoin": "done",
         "verify": "done",
         "settings": "done",
     }
-    assert (Path(outcome["ledger"]).parent / "resync-report.md").exists()
+    assert (Path(outcome.ledger).parent / "resync-report.md").exists()
 
     # Through the command line: the same incident again is already completed (exit 0) ...
     again = _cli("--incident-id", incident, "--json")
@@ -135,14 +135,14 @@ def test_an_unusable_dc_data_directory_is_kept_aside_and_rebuilt_by_base_backup(
     # The DC's disk lost its control file: pg_rewind cannot work on that directory.
     (data / "global" / "pg_control").unlink()
     outcome = _resync(incident_id=incident)
-    assert outcome["method"] == "basebackup"
-    assert "unusable" in outcome["decision_reason"]
+    assert outcome.method == "basebackup"
+    assert "unusable" in outcome.decision_reason
     _assert_dc_streams_from_drc(lab, outcome)
     aside = [p for p in data.parent.iterdir() if p.name.startswith("dc-db.before-resync-")]
     assert len(aside) == 1 and (aside[0] / "PG_VERSION").exists(), "the old data must be kept"
     rejoin = next(
         r
-        for _, r in read_records(outcome["ledger"])
+        for _, r in read_records(outcome.ledger)
         if not isinstance(r, str) and r.kind == "step.end" and r.data["step_id"] == "rejoin"
     )
     assert "kept at" in rejoin.data["reason"]
@@ -173,6 +173,6 @@ def test_resync_refuses_two_primaries_then_rewinds_once_the_dc_is_fenced(
     )
     assert fenced.ok, fenced.failure_message()
     outcome = _resync(incident_id=incident)
-    assert outcome["method"] == "rewind" and outcome["attempt"] == 2
-    assert "at or past the fork" in outcome["decision_reason"]
+    assert outcome.method == "rewind" and outcome.attempt == 2
+    assert "at or past the fork" in outcome.decision_reason
     _assert_dc_streams_from_drc(lab, outcome)

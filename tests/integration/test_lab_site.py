@@ -24,12 +24,14 @@ from typer.testing import CliRunner
 
 from drp.adapters import ansible as a
 from drp.adapters import postgres as pg
+from drp.adapters.http import http_json
 from drp.commands import lab as lab_cli
 from drp.lab import frontdoor
-from drp.lab.core import Lab, http_json
+from drp.lab.core import Lab
 from drp.lab.procs import owned, pid_alive
 from drp.runbooks import load_runbook
 from drp.settings import Settings
+from drp.tasks.observe import frontdoor_site
 from drp.topology import Topology, resolve
 
 pytestmark = pytest.mark.integration
@@ -158,12 +160,12 @@ def test_the_topology_gives_each_pair_its_dsns_and_each_service_its_endpoints(
         assert f"port={cfg.port(pair.uplink)} " in dsns.primary_dsn  # the DC through the uplink
         assert pg.server_role(dsns.primary_dsn).writable
         assert pg.server_role(dsns.standby_dsn).in_recovery
-        assert (dsns.primary_group, dsns.standby_group) == (pair.primary_group, pair.standby_group)
+        assert (dsns.standby_slot, dsns.rejoin_slot) == (pair.slot, "dc_db")
     for service in SERVICES:
         ends = topology.services[service]
-        assert ends.pair == PAIR_OF[service] and ends.route == service
+        assert ends.route == service
         assert http_json(f"{ends.frontdoor_url}/health")[1]["service"] == service
-        assert http_json(ends.route_status_url)[1]["active_site"] == "dc"
+        assert frontdoor_site(topology.frontdoor_url, ends.route) == "dc"
         assert http_json(f"{ends.standby_app_url}/health")[1]["site"] == "drc"
         assert http_json(f"{ends.primary_app_url}/health")[1] == {
             "site": "dc",
@@ -171,7 +173,6 @@ def test_the_topology_gives_each_pair_its_dsns_and_each_service_its_endpoints(
             "db_role": "primary",
             "writable": True,
         }
-        assert dict(ends.app_groups) == {"dc": f"{service}_dc_app", "drc": f"{service}_drc_app"}
 
 
 def _without_tpb(folder: Path) -> Path:

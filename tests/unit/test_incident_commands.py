@@ -65,7 +65,7 @@ def test_the_run_page_is_named_only_when_the_api_is_a_real_server(
         assert run_page_url(None) is None
     with temporary_settings(
         updates={
-            PREFECT_API_URL: "http://10.0.0.5:4200/api",
+            PREFECT_API_URL: "http://127.0.0.2:4200/api",
             PREFECT_UI_URL: "https://drp.example.go.id",
         }
     ):

@@ -228,7 +228,5 @@ def test_a_topology_without_service_endpoints_falls_back_to_its_front_door() -> 
         standby_app_url="http://drc",
     )
     assert topo.service("anything") == ServiceEndpoints(
-        frontdoor_url="http://fd",
-        route_status_url="http://fd/__frontdoor",
-        standby_app_url="http://drc",
+        frontdoor_url="http://fd", route=None, standby_app_url="http://drc"
     )

@@ -66,3 +66,37 @@ def test_no_domain_source_file_names_a_forbidden_import() -> None:
                 if any(n == f or n.startswith(f + ".") for f in FORBIDDEN)
             ]
     assert offenders == []
+
+
+# Who may know the embedded lab (issue 13): the lab itself, its commands, topology resolution
+# (which builds a Topology from a lab), the settings' lab defaults, and the lab's own Prefect
+# server manager (`drp server`/`drp workers` run the lab's orchestrator). Flows, tasks, adapters
+# and the rest reach the lab's paths, HTTP helper, facility signals and faults through Topology.
+LAB_AWARE = {
+    "src/drp/topology.py",
+    "src/drp/settings.py",
+    "src/drp/prefect_server.py",
+    "src/drp/commands/lab.py",
+}
+
+
+def test_only_topology_resolution_and_the_lab_commands_import_the_lab() -> None:
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for path in [
+        *sorted((root / "src" / "drp").rglob("*.py")),
+        *sorted((root / "flows").glob("*.py")),
+    ]:
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith("src/drp/lab/") or rel in LAB_AWARE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [
+                f"{rel}: {n}" for n in names if n == "drp.lab" or n.startswith("drp.lab.")
+            ]
+    assert not offenders, "\n".join(offenders)

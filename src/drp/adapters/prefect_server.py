@@ -42,8 +42,8 @@ from typing import Any
 
 from drp.adapters import postgres as pg
 from drp.errors import AdapterError
-from drp.lab.procs import owned, spawn, terminate
 from drp.polling import poll
+from drp.procs import owned, spawn, terminate
 
 SITES = ("dc", "drc")
 DEFAULT_HOST = "127.0.0.1"

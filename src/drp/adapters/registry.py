@@ -21,7 +21,6 @@ from psycopg.types.json import Jsonb
 from drp.adapters import postgres as pg
 from drp.documents.collect import list_incident_ids, load_incident
 from drp.domain.incident import IncidentFacts
-from drp.errors import PreconditionFailed
 
 SCHEMA_SQL = """
 CREATE SCHEMA IF NOT EXISTS registry;
@@ -289,15 +288,8 @@ def list_incidents(
 
 
 def resolve_ops_dsn(ops_dsn: str | None, lab_root: Path | None) -> str:
-    """The platform's database: ``DRP_OPS_DSN``, else the lab's ops-db when a lab exists."""
-    if ops_dsn:
-        return ops_dsn
-    from drp.lab.core import Lab
+    """The platform's database: ``DRP_OPS_DSN``, else the lab's ops-db when a lab exists
+    (resolved by :func:`drp.topology.platform_dsn`, the one place that knows the lab)."""
+    from drp.topology import platform_dsn
 
-    lab = Lab.from_env(root=lab_root)
-    if not lab.cfg.state_file.exists():
-        raise PreconditionFailed(
-            f"no ops database: DRP_OPS_DSN is not set and there is no lab at {lab.cfg.root} "
-            "(hint: set DRP_OPS_DSN, or drp lab up)"
-        )
-    return lab.dsn("ops-db") + " connect_timeout=2"
+    return platform_dsn(ops_dsn, lab_root)

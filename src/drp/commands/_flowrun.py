@@ -156,7 +156,9 @@ def _run_and_report(
         try:
             state = flow_fn(**params, return_state=True)
             run_id = state.state_details.flow_run_id
-            outcome = state.result()
+            result = state.result()
+            # Flows hand back typed outcomes (drp.domain.outcomes); the command prints data.
+            outcome = result.as_dict() if hasattr(result, "as_dict") else dict(result)
         except DrpError as exc:
             error = str(exc)
         except Exception as exc:  # Prefect wraps some failures (pause timeouts, crashes)

@@ -23,7 +23,7 @@ from drp.documents.records import organisation_records
 from drp.domain import compliance as rules
 from drp.domain.incident import INTERNALISATION
 from drp.errors import DrpError
-from drp.lab.config import repo_root
+from drp.paths import repo_root
 from drp.runbooks import load_runbook
 from drp.settings import Settings
 

@@ -12,7 +12,7 @@ from drp.commands._flowrun import run_flow_command
 from drp.commands._output import console, fail
 from drp.domain.drill import SCENARIOS
 from drp.settings import Settings
-from drp.tasks.failover import new_incident_id
+from drp.tasks.kernel import new_incident_id
 
 NOTABLE = ("drill.failed", "approval.requested", "confirmation.requested")
 
@@ -67,7 +67,7 @@ def drill(
     if not runbook.exists():
         fail(f"no runbook at {runbook}", code=2)
     _check_self_approval(runbook)
-    incident = incident_id or new_incident_id().replace("inc-", "drill-", 1)
+    incident = incident_id or new_incident_id("drill")
     ledger_dir = Settings().evidence_dir / incident / "drill"
     if not json_out:
         console.print(

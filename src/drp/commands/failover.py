@@ -14,11 +14,13 @@ from drp.commands._flowrun import (
     run_flow_command,
 )
 from drp.commands._output import console, emit_json, fail
+from drp.domain.plan import SelectionRefused
 from drp.domain.plan import plan as make_plan
 from drp.errors import DrpError
 from drp.runbooks import load_runbook
 from drp.settings import Settings
-from drp.tasks.failover import dry_run_report, new_incident_id
+from drp.tasks.failover import dry_run_report
+from drp.tasks.kernel import new_incident_id
 
 NOTABLE = (
     "approval.granted",
@@ -81,6 +83,14 @@ def failover(
     detected_at: Annotated[
         str | None, typer.Option(help="ISO time the fault was detected.")
     ] = None,
+    services: Annotated[
+        str | None,
+        typer.Option(
+            "--services",
+            help="Move only these services (comma-separated) and what they need: a partial "
+            "failover (Pasal 5-6). Left out, the whole site.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the plan, change nothing.")
     ] = False,
@@ -97,8 +107,13 @@ def failover(
         rb = load_runbook(runbook)
     except DrpError as exc:
         fail(str(exc), code=2)
+    chosen = [x.strip() for x in (services or "").split(",") if x.strip()]
+    try:
+        plan = make_plan(rb, chosen or None)
+    except SelectionRefused as refused:
+        fail(f"--services: {refused}", code=2)
     if dry_run:
-        report = dry_run_report(rb, make_plan(rb), str(runbook))
+        report = dry_run_report(rb, plan, str(runbook))
         emit_json(report) if json_out else _print_dry_run(report)
         raise typer.Exit(0)
     approval_code = ask_code_if_needed(approved_by, approval_code, mode, rb)
@@ -119,6 +134,7 @@ def failover(
             approval_code=approval_code,
             confirm_dc_isolated_by=confirm_dc_isolated,
             override_preflight_by=override_preflight,
+            services=chosen or None,
             dry_run=dry_run,
             incident_id=incident,
             detected_at=detected_at,
@@ -137,8 +153,16 @@ def _print_outcome(o: dict[str, Any]) -> None:
         console.print(f"incident {o['incident_id']}: failover already completed ({o['ledger']})")
         return
     console.print(f"[bold green]service verified at the DRC[/] — {o['rto_verdict']}")
-    if o.get("rpo"):
-        console.print(f"RPO: {o['rpo']['reason']}", highlight=False)
+    for s in o.get("services") or []:
+        rto = f"{s['achieved_rto_s']:.1f} s" if s.get("achieved_rto_s") is not None else "-"
+        console.print(
+            f"  {s['service']:<24} {s['status']:<9} RTO {rto} (objective "
+            f"{s['rto_budget_s']:.0f} s)",
+            highlight=False,
+        )
+    for p in o.get("pairs") or []:
+        if p.get("rpo"):
+            console.print(f"RPO {p['pair']}: {p['rpo']['reason']}", highlight=False)
     console.print(
         f"evidence: {o['ledger']} (head {o.get('ledger_head', '')[:16]}…); "
         f"check it with: drp evidence verify {o['ledger']}"
@@ -150,11 +174,14 @@ def _print_dry_run(o: dict[str, Any]) -> None:
     for row in o["steps"]:
         console.print(
             f"  {row['position']}. {row['name']} — {row['playbook']} on "
-            f"{row['targets']}, budget {row['budget_s']} s (cumulative "
+            f"{row['targets']}, budget {row['budget_s']} s (from {row['starts_at_s']} s to "
             f"{row['cumulative_s']} s)",
             highlight=False,
         )
-    console.print(f"predicted RTO: {o['predicted_rto_s']} s")
+    console.print(
+        f"predicted RTO: {o['predicted_rto_s']} s with services in parallel "
+        f"({o['predicted_rto_serial_s']} s one step after another)"
+    )
     console.print("checks that would run:")
     for c in o["checks"]:
         console.print(f"  - {c}", highlight=False)

@@ -66,7 +66,13 @@ def _sites(given: list[str] | None) -> tuple[str, ...]:
 # -- server -----------------------------------------------------------------------------------
 @server_app.command("up")
 def server_up(
-    port: Annotated[int, typer.Option(help="Port of the API and UI (loopback).")] = DEFAULT_PORT,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Port of the API and UI (loopback); default {DEFAULT_PORT} for the default lab, "
+            "the lab's port base + 70 for a lab moved with DRP_LAB_PORT_BASE."
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Loopback address to listen on.")] = "127.0.0.1",
     root: RootOpt = None,
     json_out: JsonOpt = False,

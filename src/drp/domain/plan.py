@@ -195,6 +195,15 @@ def movers(runbook: Runbook, database_id: str) -> tuple[str, ...]:
     )
 
 
+def moved_pairs(runbook: Runbook, services: Sequence[str]) -> tuple[str, ...]:
+    """The database pairs a selection moves (fences and promotes), in the runbook's order:
+    what the resync rebuilds and the failback brings back."""
+    chosen = set(services)
+    return tuple(
+        db.id for db in runbook.databases if any(m in chosen for m in movers(runbook, db.id))
+    )
+
+
 def select(runbook: Runbook, wanted: Sequence[str] | None = None) -> Selection:
     """The services an incident moves: every service (``wanted`` empty or None), or the ones
     wanted plus what they need — the services they depend on and the services that move the

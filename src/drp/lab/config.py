@@ -15,14 +15,15 @@ nginx's temporary files — lives in ``/var/lib/drp-lab/<name>-<hash of the root
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
+from drp.adapters.pgbin import find_pg_bin as find_pg_bin  # the lab's modules import them here
+from drp.adapters.pgbin import run_as_user as run_as_user
 from drp.errors import LabError
+from drp.paths import repo_root as repo_root
 
 # Below Linux's ephemeral range (32768-60999): a lab port there can be taken at random by any
 # outgoing connection on the machine, which made servers fail to bind now and then.
@@ -38,7 +39,10 @@ PORT_OFFSETS: dict[str, int] = {
     "uplink-db": 32,
     "uplink-ssh": 33,
     "frontdoor": 80,
+    "prefect": 70,  # the lab's Prefect server, for a lab off the default base (prefect_port)
 }
+DEFAULT_PREFECT_PORT = 4200
+"""The default lab's Prefect server and UI (``make ui``), where Prefect users look first."""
 DATABASES = ("dc-db", "drc-db", "ops-db")
 EXTRA_PAIRS_OFFSET = 100
 MAX_EXTRA_PAIRS = 40
@@ -70,11 +74,6 @@ OPS_DATABASE = "drp"
 SLOT_NAME = "drc_db"
 
 
-def repo_root() -> Path:
-    """The checkout this package runs from (src/drp/lab/config.py -> repo)."""
-    return Path(__file__).resolve().parents[3]
-
-
 def default_root() -> Path:
     env = os.environ.get("DRP_LAB_ROOT")
     return Path(env).resolve() if env else repo_root() / ".lab"
@@ -101,41 +100,6 @@ def _built_port_base(root: Path) -> int | None:
         return int(json.loads((root / "state.json").read_text())["port_base"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def find_pg_bin() -> Path:
-    """PostgreSQL's binaries: ``DRP_PG_BIN`` or the newest ``/usr/lib/postgresql/<major>/bin``."""
-    env = os.environ.get("DRP_PG_BIN")
-    if env:
-        return Path(env)
-    found = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/postgres"),
-        key=lambda p: int(Path(p).parts[-3]),
-    )
-    if not found:
-        raise LabError(
-            "PostgreSQL server binaries not found under /usr/lib/postgresql "
-            "(hint: run `make setup`, which installs Debian's postgresql package)"
-        )
-    return Path(found[-1]).parent
-
-
-def run_as_user() -> str | None:
-    """The unprivileged user that runs the lab's servers when we are root, else None.
-
-    PostgreSQL refuses to run as root; Debian's package creates ``postgres``.
-    """
-    if os.geteuid() != 0:
-        return None
-    name = os.environ.get("DRP_LAB_USER", "postgres")
-    try:
-        pwd.getpwnam(name)
-    except KeyError as exc:
-        raise LabError(
-            f"running as root, the lab needs an unprivileged user {name!r} for PostgreSQL "
-            "(hint: install Debian's postgresql package, or set DRP_LAB_USER)"
-        ) from exc
-    return name
 
 
 def _built_site_ports(root: Path) -> tuple[tuple[str, int], ...]:
@@ -196,6 +160,14 @@ class LabConfig:
             server_root=_built_server_root(resolved),
             site_ports=_built_site_ports(resolved),
         )
+
+    @property
+    def prefect_port(self) -> int:
+        """Where this lab's Prefect server listens: 4200 for the default lab; base + 70 for a
+        lab moved with ``DRP_LAB_PORT_BASE`` (a second lab, a test's), so two never collide."""
+        if self.port_base == DEFAULT_PORT_BASE:
+            return DEFAULT_PREFECT_PORT
+        return self.port("prefect")
 
     def port(self, name: str) -> int:
         for site_name, offset in self.site_ports:

@@ -18,8 +18,6 @@ import os
 import secrets
 import shutil
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from drp.adapters import postgres as pg
+from drp.adapters.http import http_json
 from drp.errors import LabError, PostgresError
 from drp.lab import facility, frontdoor, inventory, pairs, placement, ready, site, sshd
 from drp.lab.config import (
@@ -857,29 +856,6 @@ def _safe(fn: Callable[[], Any], default: Any) -> Any:
         return fn()
     except PostgresError:
         return default
-
-
-def http_json(
-    url: str, body: dict[str, Any] | None = None, timeout: float = 5.0
-) -> tuple[int, Any]:
-    """GET (or POST ``body``), decode the JSON: (status, data); status 0 when unreachable."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url,
-        data=data,
-        method="POST" if body is not None else "GET",
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"null")
-        except ValueError:
-            return exc.code, None
-    except (OSError, ValueError):
-        return 0, None
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

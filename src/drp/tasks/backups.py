@@ -42,11 +42,11 @@ from drp.adapters.objectstore import (
     S3Repository,
     sha256_file,
 )
+from drp.adapters.pgbin import find_pg_bin, run_as_user
 from drp.domain import backup as rules
 from drp.domain.backup import BackupManifest, BackupPolicy, Check, Verification
 from drp.domain.runbook import Runbook
 from drp.errors import PostgresError, PreconditionFailed
-from drp.lab.config import find_pg_bin, run_as_user
 from drp.ledger import Ledger
 from drp.runbooks import load_runbook
 from drp.settings import Settings

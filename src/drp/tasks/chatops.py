@@ -34,7 +34,7 @@ from drp.domain.chatops import (
     status_message,
 )
 from drp.domain.runbook import Runbook
-from drp.errors import DrpError
+from drp.errors import DrpError, PreconditionFailed
 from drp.ledger import Ledger, read_records
 
 log = logging.getLogger("drp.chatops")
@@ -67,18 +67,17 @@ def _env_float(name: str, default: float) -> float:
 
 
 def ops_dsn_for(settings: Any, runbook: Runbook | None = None) -> str | None:
-    """The platform's own database: ``DRP_OPS_DSN``, or the lab's ``ops-db``."""
-    if getattr(settings, "ops_dsn", None):
-        return str(settings.ops_dsn)
-    if runbook is not None and runbook.environment != "lab":
-        return None
-    from drp.lab.config import LabConfig
-    from drp.lab.core import Lab
+    """The platform's own database: ``DRP_OPS_DSN``, or the lab's ``ops-db`` (None: none)."""
+    from drp.topology import platform_dsn
 
-    cfg = LabConfig.from_env(getattr(settings, "lab_root", None))
-    if not cfg.state_file.exists():
+    try:
+        return platform_dsn(
+            getattr(settings, "ops_dsn", None),
+            getattr(settings, "lab_root", None),
+            runbook.environment if runbook is not None else None,
+        )
+    except PreconditionFailed:
         return None
-    return Lab(cfg).dsn("ops-db") + " connect_timeout=2"
 
 
 def run_url(flow_run_id: str) -> str:

@@ -9,7 +9,6 @@ embedded lab only: a drill never breaks a production site.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,17 +17,17 @@ from typing import Any
 from drp.adapters import ansible
 from drp.adapters import postgres as pg
 from drp.domain import drill as rules
+from drp.domain import runs
 from drp.domain.failover import lsn_to_int
-from drp.domain.runbook import Runbook
+from drp.domain.outcomes import Outcome
 from drp.errors import PostgresError, PreconditionFailed
-from drp.lab.core import Lab
-from drp.ledger import Ledger, read_records
-from drp.notify import Notifier
+from drp.ledger import read_records
 from drp.polling import poll
-from drp.tasks.failover import frontdoor_site, primary_accepts_writes
+from drp.tasks.kernel import IncidentRun
+from drp.tasks.observe import frontdoor_site, primary_accepts_writes
 from drp.tasks.recorded import run_recorded_playbook
 from drp.tasks.steps import ALREADY_DONE, DONE, StepOutcome
-from drp.topology import Topology
+from drp.topology import FaultInjector, PairDsns, Topology
 
 TABLE = "declarations"
 """The SKP table whose contents must be equal at both sites after a drill."""
@@ -45,34 +44,35 @@ that far. Younger rows are compared by the next drill."""
 
 
 @dataclass
-class DrillRun:
-    """Everything one attempt of one drill works with."""
+class DrillState:
+    """What a drill works with beyond the incident run: its scenario, the faults it hands
+    to the site, what it handled, its subflows' outcomes."""
 
-    incident_id: str
-    runbook: Runbook
     scenario: rules.Scenario
-    topology: Topology
-    ledger: Ledger
-    logger: logging.Logger | logging.LoggerAdapter
-    lab: Lab | None
-    attempt: int = 1
-    results: list[dict[str, Any]] = field(default_factory=list)
-    notifiers: list[Notifier] = field(default_factory=list)
+    faults: FaultInjector
     handled: list[str] = field(default_factory=list)
-    phase_outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    phase_outcomes: dict[str, Outcome] = field(default_factory=dict)
 
 
-def lab_for(runbook: Runbook, lab_root: Path | None) -> Lab:
-    """Drills inject faults into the embedded lab only: refuse any other environment."""
-    if runbook.environment != "lab":
+def faults_for(run: IncidentRun) -> FaultInjector:
+    """Drills inject real faults: only into the embedded lab, through its fault injector."""
+    runs.drill_target(run.runbook.environment)
+    if run.topology.faults is None:
         raise PreconditionFailed(
-            f"runbook environment {runbook.environment!r}: drills inject faults only into the "
-            "embedded lab (a test environment needs fault-injection playbooks, not provided)"
+            "this site has no fault injector: drills run on the embedded lab (drp lab up --sync)"
         )
-    lab = Lab.from_env(root=lab_root)
-    if not lab.cfg.state_file.exists():
-        raise PreconditionFailed(f"no lab at {lab.cfg.root} (hint: drp lab up --sync)")
-    return lab
+    return run.topology.faults
+
+
+def _pairs(topology: Topology) -> list[tuple[str, PairDsns]]:
+    """Every database pair of the runbook (the one pair of a one-pair runbook)."""
+    return list(topology.pairs.items()) or [("main", topology.pair(None))]
+
+
+def _routes(topology: Topology) -> list[str | None]:
+    """Every route of the front door (its only one on a one-route site)."""
+    routed = [ep.route for ep in topology.services.values() if ep.route]
+    return routed or [None]
 
 
 # -- the normal topology -----------------------------------------------------------------------
@@ -83,131 +83,127 @@ class TopologyState:
 
 
 def observe_topology(topology: Topology) -> TopologyState:
-    """Is it DC primary (writable), DRC streaming standby, users at the DC?"""
-    dc_writable, dc_reason = primary_accepts_writes(topology.primary_dsn)
-    if not dc_writable:
-        return TopologyState(False, f"the DC is not the serving primary: {dc_reason}")
-    try:
-        drc = pg.server_role(topology.standby_dsn)
-        streaming = pg.receiver(topology.standby_dsn).streaming if drc.in_recovery else False
-    except PostgresError as exc:
-        return TopologyState(False, f"the DRC database cannot be reached: {exc}")
-    if not drc.in_recovery:
-        return TopologyState(False, "the DRC database is a primary, not a standby")
-    if not streaming:
-        return TopologyState(False, "the DRC standby is not streaming from the DC")
-    site = frontdoor_site(topology.frontdoor_url)
-    if site != "dc":
-        return TopologyState(False, f"the front door sends users to {site or 'nowhere'}, not DC")
+    """For every pair: DC primary (writable), DRC streaming standby; users at the DC."""
+    for pair_id, dsns in _pairs(topology):
+        dc_writable, dc_reason = primary_accepts_writes(dsns.primary_dsn)
+        if not dc_writable:
+            return TopologyState(
+                False, f"{pair_id}: the DC is not the serving primary: {dc_reason}"
+            )
+        try:
+            drc = pg.server_role(dsns.standby_dsn)
+            streaming = pg.receiver(dsns.standby_dsn).streaming if drc.in_recovery else False
+        except PostgresError as exc:
+            return TopologyState(False, f"{pair_id}: the DRC database cannot be reached: {exc}")
+        if not drc.in_recovery:
+            return TopologyState(False, f"{pair_id}: the DRC database is a primary, not a standby")
+        if not streaming:
+            return TopologyState(False, f"{pair_id}: the DRC standby is not streaming from the DC")
+    for route in _routes(topology):
+        site = frontdoor_site(topology.frontdoor_url, route)
+        if site != "dc":
+            where = f"route {route}" if route else "the front door"
+            return TopologyState(False, f"{where} sends users to {site or 'nowhere'}, not the DC")
     return TopologyState(True, "DC primary, DRC streaming standby, users at the DC")
 
 
-def check_start(run: DrillRun) -> StepOutcome:
+def check_start(run: IncidentRun) -> StepOutcome:
     """A drill starts from the normal topology, or it would rehearse the wrong thing."""
     state = observe_topology(run.topology)
     if not state.normal:
         raise PreconditionFailed(
             f"a drill starts from the normal topology, and this is not it: {state.reason} "
-            "(hint: drp lab repair, or drp lab down --purge && drp lab up --sync)"
+            "(hint: drp lab repair, or drp lab reset --sync)"
         )
     return StepOutcome(DONE, state.reason, {"checksums": site_checksums(run.topology)})
 
 
 # -- the fault ---------------------------------------------------------------------------------
-def inject(run: DrillRun, done_before: bool) -> StepOutcome:
+def inject(run: IncidentRun, ds: DrillState) -> StepOutcome:
     """Break the lab the way the scenario says (once per drill: a re-run does not break it
     again)."""
-    if done_before:
-        return StepOutcome(ALREADY_DONE, f"{run.scenario.fault} was injected in an earlier attempt")
-    assert run.lab is not None
-    sentence = run.lab.break_(run.scenario.fault, **dict(run.scenario.fault_options))
-    return StepOutcome(
-        DONE, sentence, {"fault": run.scenario.fault, "article": run.scenario.article}
-    )
+    if "inject" in run.done_before:
+        return StepOutcome(ALREADY_DONE, f"{ds.scenario.fault} was injected in an earlier attempt")
+    sentence = ds.faults.inject(ds.scenario.fault, **dict(ds.scenario.fault_options))
+    return StepOutcome(DONE, sentence, {"fault": ds.scenario.fault, "article": ds.scenario.article})
 
 
-def repair(run: DrillRun) -> StepOutcome:
+def repair(run: IncidentRun, ds: DrillState) -> StepOutcome:
     """Clear the fault. A DC that was never stopped (network loss) comes back as a second
     writable primary: it is fenced at once, before anything else, and that is recorded."""
-    assert run.lab is not None
     data: dict[str, Any] = {}
-    if run.scenario.old_primary_may_return_writable and _writable_on_site(run.lab):
+    if ds.scenario.old_primary_may_return_writable and ds.faults.writable_on_site():
         # Reconnecting a DC that still runs as a primary would make two writable primaries
         # reachable: it is stopped on site first, as the runbook's network-loss procedure says.
-        run.lab.cluster("dc-db").stop(mode="fast")
+        ds.faults.stop_on_site()
         sentence = (
             "the isolated DC database was still a writable primary: it was stopped on site "
             "before the network was restored (writes made there by local clients during the "
             "cut are discarded by the resync)"
         )
-        run.handled.append(sentence)
+        ds.handled.append(sentence)
         data["stopped_on_site"] = True
-    done = run.lab.repair()
+    done = ds.faults.repair()
     data["repaired"] = done
-    writable, why = primary_accepts_writes(run.topology.primary_dsn)
-    if writable:
+    for pair_id, dsns in _pairs(run.topology):
+        writable, why = primary_accepts_writes(dsns.primary_dsn)
+        if not writable:
+            data[f"dc_after_repair:{pair_id}"] = why
+            continue
+        db = run.runbook.database(pair_id)
         call = ansible.PlaybookCall(
             playbook=Path(run.runbook.playbook_dir) / "fence_primary.yml",
             inventories=run.topology.inventories,
-            extra_vars={"primary_group": _old_primary_group(run.runbook)},
+            extra_vars={"primary_group": db.primary_group if db else "dc_db"},
             timeout_s=120,
         )
         result = run_recorded_playbook(run.ledger, call, step_id="repair", attempt=run.attempt)
         result.raise_for_failure()
-        still, _ = primary_accepts_writes(run.topology.primary_dsn)
+        still, _ = primary_accepts_writes(dsns.primary_dsn)
         if still:
-            raise PreconditionFailed("the returning DC primary could not be fenced")
+            raise PreconditionFailed(f"{pair_id}: the returning DC primary could not be fenced")
         sentence = (
-            "the DC came back as a second writable primary after the repair; it was fenced at "
-            "once (users were already at the DRC)"
+            f"{pair_id}: the DC came back as a second writable primary after the repair; it was "
+            "fenced at once (users were already at the DRC)"
         )
-        run.handled.append(sentence)
-        data["fenced_returning_primary"] = True
+        ds.handled.append(sentence)
+        data[f"fenced_returning_primary:{pair_id}"] = True
         done.append(sentence)
-    else:
-        data["dc_after_repair"] = why
     return StepOutcome(DONE, "; ".join(done), data)
-
-
-def _writable_on_site(lab: Lab) -> bool:
-    """Seen from the DC itself (not through its cut uplink): does dc-db accept writes?"""
-    try:
-        return pg.server_role(lab.dsn("dc-db") + " connect_timeout=2").writable
-    except PostgresError:
-        return False
-
-
-def _old_primary_group(runbook: Runbook) -> str:
-    return runbook.databases[0].primary_group if runbook.databases else "dc_db"
 
 
 # -- the end state -----------------------------------------------------------------------------
 def site_checksums(topology: Topology, cutoff: str | None = None) -> dict[str, Any]:
-    """Row count and checksum of the SKP table at each site, over the rows created before
-    ``cutoff`` (an ISO time; None: all rows); None where a site cannot be reached."""
-    out: dict[str, Any] = {"cutoff": cutoff}
-    for site, dsn in (("dc", topology.primary_dsn), ("drc", topology.standby_dsn)):
-        try:
-            count, digest = pg.query(dsn, CHECKSUM_SQL, (cutoff or "infinity",))[0]
-            out[site] = {"rows": int(count), "md5": digest}
-        except PostgresError as exc:
-            out[site] = {"error": str(exc)}
-    return out
+    """Row count and checksum of the SKP table at each site of every pair, over the rows
+    created before ``cutoff`` (an ISO time; None: all rows); an error where a site cannot be
+    reached. A one-pair runbook keeps the flat shape {"dc": ..., "drc": ...}."""
+    per_pair: dict[str, Any] = {}
+    for pair_id, dsns in _pairs(topology):
+        sums: dict[str, Any] = {}
+        for site, dsn in (("dc", dsns.primary_dsn), ("drc", dsns.standby_dsn)):
+            try:
+                count, digest = pg.query(dsn, CHECKSUM_SQL, (cutoff or "infinity",))[0]
+                sums[site] = {"rows": int(count), "md5": digest}
+            except PostgresError as exc:
+                sums[site] = {"error": str(exc)}
+        per_pair[pair_id] = sums
+    if len(per_pair) == 1:
+        return {"cutoff": cutoff, **next(iter(per_pair.values()))}
+    return {"cutoff": cutoff, "pairs": per_pair}
 
 
-def _cut(topology: Topology) -> tuple[str, str]:
+def _cut(dsn: str) -> tuple[str, str]:
     """A cut-off time (``SETTLE`` ago, by the DC's clock) and the DC's WAL position now."""
     cutoff, lsn = pg.query(
-        topology.primary_dsn,
-        f"SELECT (now() - interval '{SETTLE}')::text, pg_current_wal_lsn()::text",
+        dsn, f"SELECT (now() - interval '{SETTLE}')::text, pg_current_wal_lsn()::text"
     )[0]
     return str(cutoff), str(lsn)
 
 
-def _replayed_to(topology: Topology, target: str, timeout_s: float) -> tuple[bool, str]:
+def _replayed_to(standby_dsn: str, target: str, timeout_s: float) -> tuple[bool, str]:
     """Wait until the DRC has replayed the DC's WAL up to ``target`` (bounded)."""
     done, replay = poll(
-        lambda: pg.receiver(topology.standby_dsn).replay_lsn,
+        lambda: pg.receiver(standby_dsn).replay_lsn,
         lambda lsn: bool(lsn) and lsn_to_int(lsn) >= lsn_to_int(target),
         timeout_s,
         interval=0.1,
@@ -217,31 +213,43 @@ def _replayed_to(topology: Topology, target: str, timeout_s: float) -> tuple[boo
     return False, f"the DRC replayed only to {replay} of {target} within {timeout_s:.0f} s"
 
 
-def verify_restored(run: DrillRun) -> StepOutcome:
-    """The drill leaves the topology as it found it, with the same data at both sites."""
+def verify_restored(run: IncidentRun) -> StepOutcome:
+    """The drill leaves the topology as it found it, with the same data at both sites of
+    every pair."""
     state = observe_topology(run.topology)
     if not state.normal:
         raise PreconditionFailed(f"the topology is not back to normal: {state.reason}")
-    cutoff, target = _cut(run.topology)
-    caught_up, why = _replayed_to(run.topology, target, 30)
+    pairs = _pairs(run.topology)
+    cutoff = ""
+    whys: list[str] = []
+    caught_all = True
+    for _, dsns in pairs:
+        cutoff, target = _cut(dsns.primary_dsn)
+        caught_up, why = _replayed_to(dsns.standby_dsn, target, 30)
+        caught_all = caught_all and caught_up
+        whys.append(why)
     sums = site_checksums(run.topology, cutoff)
-    equal = caught_up and sums["dc"] == sums["drc"] and "error" not in sums["dc"]
+    each = sums.get("pairs") or {"main": sums}
+    equal = caught_all and all(
+        p["dc"] == p["drc"] and "error" not in p["dc"] for p in each.values()
+    )
+    rows = sum(int(p["dc"].get("rows") or 0) for p in each.values())
+    why = "; ".join(whys)
     data = {
         "topology": state.reason,
         "replay": why,
         "checksums": sums,
         "data_equal": equal,
-        "data": f"{TABLE}: the same {sums['dc'].get('rows')} rows and checksum at both sites "
-        f"(rows created before {cutoff}; {why})",
+        "data": f"{TABLE}: the same {rows} rows and checksum at both sites of "
+        f"{len(each)} pair(s) (rows created before {cutoff}; {why})",
     }
     if not equal:
-        raise PreconditionFailed(
-            f"the sites' data differ after the drill ({why}; DC {sums['dc']}, DRC {sums['drc']})"
-        )
+        raise PreconditionFailed(f"the sites' data differ after the drill ({why}; {each})")
+    first = next(iter(each.values()))
     return StepOutcome(
         DONE,
-        f"{state.reason}; {TABLE}: {sums['dc']['rows']} rows, checksum {sums['dc']['md5'][:12]}… "
-        "equal at both sites",
+        f"{state.reason}; {TABLE}: {rows} rows, checksum {first['dc']['md5'][:12]}… equal at "
+        "both sites" + (f" of {len(each)} pairs" if len(each) > 1 else ""),
         data,
     )
 

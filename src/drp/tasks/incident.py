@@ -1,24 +1,18 @@
-"""What every incident flow does the same way: name its run after the incident, open its ledger
-(or resume it), publish its report — a Markdown file beside the ledger and a Prefect artifact with
-the same text — and its timeline, and leave the incident's documents to the incident's own run.
-
-An incident's evidence lives in ``<evidence>/<incident>/<flow>/`` (failover, resync, failback,
-drill, ...). A re-run of an interrupted flow opens the same ledger (recording the re-opening)
-and reads back what earlier attempts did, so that no step is done twice.
+"""How incident flows show themselves in Prefect: their run's name after the incident, their
+report — a Markdown file beside the ledger and a Prefect artifact with the same text — their
+timeline, and artifacts on the incident's own (top-level) run. The incident's life itself
+(open, steps, close) is :mod:`drp.tasks.kernel`'s.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from prefect import Task, task
-from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactCreate
 from prefect.context import FlowRunContext
@@ -26,58 +20,10 @@ from prefect.context import FlowRunContext
 from drp.domain.evidence import Record
 from drp.domain.timeline import Timeline, build_timeline, parse_ts
 from drp.ledger import Ledger, read_records
-from drp.tasks.failover import PriorAttempts, read_prior
-from drp.tasks.steps import StepOutcome
-
-
-@dataclass
-class FlowLedger:
-    """An incident flow's ledger, opened for this attempt, with what earlier attempts did."""
-
-    ledger: Ledger
-    prior: PriorAttempts | None
-
-    @property
-    def attempt(self) -> int:
-        return (self.prior.attempts if self.prior else 0) + 1
-
-
-def step_task(name: str, timeout_s: float, call: Callable[[Any], StepOutcome]) -> Task:
-    """A side-effecting step as a Prefect task: its name in the UI, a hard timeout, no caching
-    (a repeated call must act again, or say "already done" itself), no retries."""
-
-    @task(name=name, timeout_seconds=timeout_s, cache_policy=NO_CACHE, retries=0)
-    def _run(run: Any) -> StepOutcome:
-        return call(run)
-
-    return _run
 
 
 def ledger_dir(evidence_dir: Path, incident_id: str, flow: str) -> Path:
     return evidence_dir / incident_id / flow
-
-
-def prior_attempts(directory: Path) -> PriorAttempts | None:
-    """What earlier attempts recorded, or None when this flow never ran for the incident."""
-    return read_prior(directory) if (directory / "manifest.json").exists() else None
-
-
-def open_flow_ledger(
-    directory: Path,
-    incident_id: str,
-    flow: str,
-    meta: Mapping[str, Any],
-    known_secrets: Iterable[str],
-    prior: PriorAttempts | None,
-) -> FlowLedger:
-    """Create the ledger, or re-open it (recorded as ``<flow> re-run``) after earlier attempts."""
-    if prior:
-        ledger = Ledger.open(directory, known_secrets=known_secrets, reason=f"{flow} re-run")
-    else:
-        ledger = Ledger.create(
-            directory, incident_id, {"flow": flow, **dict(meta)}, known_secrets=known_secrets
-        )
-    return FlowLedger(ledger, prior)
 
 
 def artifact_key(prefix: str, incident_id: str) -> str:

@@ -8,10 +8,9 @@ A step finds "already done" when the real state says so, so a re-run changes not
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,12 @@ from drp.domain import resync as rules
 from drp.domain.failover import lsn_to_int
 from drp.domain.runbook import Runbook
 from drp.errors import PostgresError, PreconditionFailed
-from drp.ledger import Ledger
-from drp.notify import Notifier
 from drp.polling import poll
-from drp.tasks.failover import primary_accepts_writes
+from drp.tasks.kernel import IncidentRun
+from drp.tasks.observe import primary_accepts_writes
 from drp.tasks.recorded import run_recorded_playbook
 from drp.tasks.replication import read_settings
-from drp.tasks.steps import ALREADY_DONE, DONE, Announcer, StepOutcome, record_step
+from drp.tasks.steps import ALREADY_DONE, DONE, StepOutcome
 from drp.topology import Topology
 
 PLAYBOOK = "rejoin_standby.yml"
@@ -56,69 +54,84 @@ STEPS: tuple[ResyncStep, ...] = (OBSERVE, DECIDE, REJOIN, VERIFY, SETTINGS)
 
 
 @dataclass
-class ResyncRun:
-    """Everything one attempt of one incident's resync works with."""
+class ResyncPair:
+    """One database pair to resync: its old primary (to rebuild as a standby) and the new
+    primary it will stream from, with what the steps observed and decided."""
 
-    incident_id: str
-    runbook: Runbook
-    topology: Topology
-    ledger: Ledger
-    logger: logging.Logger | logging.LoggerAdapter
-    old_group: str
-    slot: str = DEFAULT_SLOT
+    pair_id: str
+    old_dsn: str  # the old primary, reached the way its clients reach it
+    new_dsn: str  # the promoted standby
+    old_group: str  # the inventory group of the old primary's host
+    slot: str = DEFAULT_SLOT  # on the new primary: the slot the old one streams from
     # The slot the old primary kept for its own standby (the DRC's, drc_db): once it is a
     # standby itself nobody uses it, and a slot on a standby still holds WAL back.
     stale_slot: str = "drc_db"
     force_basebackup: bool = False
-    attempt: int = 1
+    step_suffix: str = ""  # "@<pair>" when an incident resyncs several pairs
     old: rules.OldPrimaryObservation | None = None
     new: rules.NewPrimaryObservation | None = None
     decision: rules.RejoinDecision | None = None
     drifts: tuple[readiness.Drift, ...] = ()
-    results: list[dict[str, Any]] = field(default_factory=list)
-    notifiers: list[Notifier] = field(default_factory=list)
 
     @property
     def new_primary_address(self) -> tuple[str, int]:
-        """Where the old primary reaches the new one: the host and port of the DRC's DSN."""
-        params = conninfo_to_dict(self.topology.standby_dsn)
+        """Where the old primary reaches the new one: the host and port of its DSN."""
+        params = conninfo_to_dict(self.new_dsn)
         return str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432)
 
-
-def run_step(run: ResyncRun, step: ResyncStep, body: Callable[[], StepOutcome]) -> StepOutcome:
-    """Run and record one step (see :func:`drp.tasks.steps.record_step`)."""
-    outcome, _ = record_step(
-        run.ledger,
-        step_id=step.id,
-        name=step.name,
-        budget_s=step.budget_s,
-        attempt=run.attempt,
-        body=body,
-        results=run.results,
-        logger=run.logger,
-        announcer=Announcer(run.notifiers, "resync", run.incident_id),
-    )
-    return outcome
+    def step_id(self, step: ResyncStep) -> str:
+        return f"{step.id}{self.step_suffix}"
 
 
-def _playbook(run: ResyncRun, step: ResyncStep, method: str) -> ansible.PlaybookResult:
+def pairs_for(
+    runbook: Runbook, topology: Topology, pair_ids: Sequence[str], force_basebackup: bool
+) -> list[ResyncPair]:
+    """The pairs to resync, each with its DSNs, group and slots; step ids carry the pair when
+    there is more than one."""
+    several = len(pair_ids) > 1
+    out = []
+    for pair_id in pair_ids:
+        db = runbook.database(pair_id)
+        dsns = topology.pair(pair_id)
+        out.append(
+            ResyncPair(
+                pair_id=pair_id,
+                old_dsn=dsns.primary_dsn,
+                new_dsn=dsns.standby_dsn,
+                old_group=db.primary_group if db else "dc_db",
+                slot=dsns.rejoin_slot,
+                stale_slot=dsns.standby_slot,
+                force_basebackup=force_basebackup,
+                step_suffix=f"@{pair_id}" if several else "",
+            )
+        )
+    return out
+
+
+def _playbook(
+    run: IncidentRun, rp: ResyncPair, step: ResyncStep, method: str
+) -> ansible.PlaybookResult:
     """Run rejoin_standby.yml, recorded in the ledger."""
-    host, port = run.new_primary_address
+    host, port = rp.new_primary_address
     call = ansible.PlaybookCall(
         playbook=Path(run.runbook.playbook_dir) / PLAYBOOK,
         inventories=run.topology.inventories,
         extra_vars={
-            "old_primary_group": run.old_group,
+            "old_primary_group": rp.old_group,
             "rejoin_method": method,
             "new_primary_host": host,
             "new_primary_port": port,
-            "rejoin_slot": run.slot,
+            "rejoin_slot": rp.slot,
             "drp_incident_id": run.incident_id,
         },
         timeout_s=step.timeout_s,
     )
     return run_recorded_playbook(
-        run.ledger, call, step_id=step.id, attempt=run.attempt, summary={"method": method}
+        run.ledger,
+        call,
+        step_id=rp.step_id(step),
+        attempt=run.attempt,
+        summary={"method": method, "pair": rp.pair_id},
     )
 
 
@@ -172,25 +185,29 @@ def new_observation(dsn: str) -> rules.NewPrimaryObservation:
 
 
 # -- the steps ---------------------------------------------------------------------------------
-def observe(run: ResyncRun) -> StepOutcome:
-    run.new = new_observation(run.topology.standby_dsn)
-    result = _playbook(run, OBSERVE, "observe")
+def observe(run: IncidentRun, rp: ResyncPair) -> StepOutcome:
+    rp.new = new_observation(rp.new_dsn)
+    result = _playbook(run, rp, OBSERVE, "observe")
     if result.unreachable_hosts:
         raise PreconditionFailed(
             f"the old primary's host(s) {', '.join(result.unreachable_hosts)} cannot be reached: "
             "resync needs the DC back (power, network) first"
         )
     result.raise_for_failure()
-    run.old = old_observation(_host_report(result))
-    data = {"old_primary": run.old.__dict__, "new_primary": _new_dict(run.new)}
+    rp.old = old_observation(_host_report(result))
+    data = {
+        "pair": rp.pair_id,
+        "old_primary": rp.old.__dict__,
+        "new_primary": _new_dict(rp.new),
+    }
     run.ledger.append("resync.observed", data)
     return StepOutcome(
         DONE,
-        f"old primary: {'running' if run.old.running else 'stopped'}, "
-        f"{run.old.cluster_state or 'no control file'}, timeline {run.old.timeline}, "
-        f"checkpoint {run.old.checkpoint_lsn}; DRC: "
-        f"{_role(run.new)}"
-        f" on timeline {run.new.timeline}",
+        f"{rp.pair_id}: old primary {'running' if rp.old.running else 'stopped'}, "
+        f"{rp.old.cluster_state or 'no control file'}, timeline {rp.old.timeline}, "
+        f"checkpoint {rp.old.checkpoint_lsn}; DRC: "
+        f"{_role(rp.new)}"
+        f" on timeline {rp.new.timeline}",
         data,
     )
 
@@ -205,25 +222,26 @@ def _new_dict(new: rules.NewPrimaryObservation) -> dict[str, Any]:
     return {**new.__dict__, "history": [f.__dict__ for f in new.history]}
 
 
-def decide(run: ResyncRun) -> StepOutcome:
-    if run.old is None or run.new is None:
+def decide(run: IncidentRun, rp: ResyncPair) -> StepOutcome:
+    if rp.old is None or rp.new is None:
         raise PreconditionFailed("nothing observed yet: the observe step must run first")
-    writable, seen = primary_accepts_writes(run.topology.primary_dsn)
-    old = run.old
+    writable, seen = primary_accepts_writes(rp.old_dsn)
+    old = rp.old
     if writable:  # what clients see overrides what the host saw: never two primaries
         old = replace(old, running=True, in_recovery=False)
-    run.decision = rules.decide_rejoin(old, run.new, force_basebackup=run.force_basebackup)
+    rp.decision = rules.decide_rejoin(old, rp.new, force_basebackup=rp.force_basebackup)
     record = {
-        "allowed": run.decision.allowed,
-        "method": run.decision.method.value if run.decision.method else None,
-        "reason": run.decision.reason,
+        "pair": rp.pair_id,
+        "allowed": rp.decision.allowed,
+        "method": rp.decision.method.value if rp.decision.method else None,
+        "reason": rp.decision.reason,
         "client_view": seen,
     }
     run.ledger.append("resync.decision", record)
-    if not run.decision.allowed:
-        raise PreconditionFailed(run.decision.reason)
-    status = ALREADY_DONE if run.decision.method is rules.RejoinMethod.ALREADY else DONE
-    return StepOutcome(status, f"{record['method']}: {run.decision.reason}", record)
+    if not rp.decision.allowed:
+        raise PreconditionFailed(rp.decision.reason)
+    status = ALREADY_DONE if rp.decision.method is rules.RejoinMethod.ALREADY else DONE
+    return StepOutcome(status, f"{record['method']}: {rp.decision.reason}", record)
 
 
 def ensure_slot(dsn: str, slot: str) -> bool:
@@ -235,24 +253,24 @@ def ensure_slot(dsn: str, slot: str) -> bool:
     return True
 
 
-def rejoin(run: ResyncRun) -> StepOutcome:
-    decision = run.decision
+def rejoin(run: IncidentRun, rp: ResyncPair) -> StepOutcome:
+    decision = rp.decision
     if decision is None or decision.method is None:
         raise PreconditionFailed("no decision yet: the decide step must run first")
     if decision.method is rules.RejoinMethod.ALREADY:
         return StepOutcome(ALREADY_DONE, decision.reason, {"method": decision.method.value})
-    created = ensure_slot(run.topology.standby_dsn, run.slot)
-    run.ledger.append("resync.slot", {"slot": run.slot, "created": created})
-    result = _playbook(run, REJOIN, decision.method.value)
+    created = ensure_slot(rp.new_dsn, rp.slot)
+    run.ledger.append("resync.slot", {"pair": rp.pair_id, "slot": rp.slot, "created": created})
+    result = _playbook(run, rp, REJOIN, decision.method.value)
     if decision.method is rules.RejoinMethod.REWIND and "pg_rewind failed" in (
         result.failure_message()
     ):
         decision = rules.decide_rejoin(
-            run.old or rules.OldPrimaryObservation(data_dir_present=True),
-            run.new or rules.NewPrimaryObservation(reachable=True, in_recovery=False),
+            rp.old or rules.OldPrimaryObservation(data_dir_present=True),
+            rp.new or rules.NewPrimaryObservation(reachable=True, in_recovery=False),
             rewind_failed=True,
         )
-        run.decision = decision
+        rp.decision = decision
         run.ledger.append(
             "resync.decision",
             {
@@ -262,7 +280,7 @@ def rejoin(run: ResyncRun) -> StepOutcome:
                 "after": result.failure_message()[:500],
             },
         )
-        result = _playbook(run, REJOIN, decision.method.value if decision.method else "")
+        result = _playbook(run, rp, REJOIN, decision.method.value if decision.method else "")
     result.raise_for_failure()
     report = _host_report(result)
     method = decision.method.value if decision.method else ""
@@ -295,10 +313,10 @@ def drop_stale_slot(dsn: str, slot: str) -> bool:
     return True
 
 
-def verify(run: ResyncRun) -> StepOutcome:
+def verify(run: IncidentRun, rp: ResyncPair) -> StepOutcome:
     """A WAL record written at the DRC must be replayed at the DC: lag 0, not just "streaming"."""
-    new_dsn, old_dsn = run.topology.standby_dsn, run.topology.primary_dsn
-    marker = f"resync {run.incident_id} attempt {run.attempt}"
+    new_dsn, old_dsn = rp.new_dsn, rp.old_dsn
+    marker = f"resync {run.incident_id} {rp.pair_id} attempt {run.attempt}"
     pg.query(new_dsn, "SELECT pg_logical_emit_message(true, 'drp-resync', %s)", (marker,))
     target = pg.query(new_dsn, "SELECT pg_current_wal_lsn()::text")[0][0]
     started = time.monotonic()
@@ -321,54 +339,56 @@ def verify(run: ResyncRun) -> StepOutcome:
             f"the old primary did not replay the DRC's WAL up to {target} in time "
             f"(last seen: {rec})"
         )
-    sender = next((s for s in pg.senders(new_dsn) if s.application_name == run.slot), None)
-    dropped = drop_stale_slot(old_dsn, run.stale_slot)
+    sender = next((s for s in pg.senders(new_dsn) if s.application_name == rp.slot), None)
+    dropped = drop_stale_slot(old_dsn, rp.stale_slot)
     if dropped:
-        run.ledger.append("resync.stale_slot_dropped", {"slot": run.stale_slot})
+        run.ledger.append("resync.stale_slot_dropped", {"slot": rp.stale_slot})
     data = {
+        "pair": rp.pair_id,
         "target_lsn": target,
         "replay_lsn": rec.replay_lsn,
         "caught_up_s": round(time.monotonic() - started, 3),
         "sender": None if sender is None else sender.__dict__,
-        "stale_slot_dropped": run.stale_slot if dropped else None,
+        "stale_slot_dropped": rp.stale_slot if dropped else None,
     }
     return StepOutcome(
         DONE,
         f"the DC replayed the DRC's WAL up to {target} (lag 0) in {data['caught_up_s']} s; "
-        f"the DRC sees {run.slot} {sender.state if sender else 'not connected'}"
+        f"the DRC sees {rp.slot} {sender.state if sender else 'not connected'}"
         f" ({sender.sync_state if sender else '-'})",
         data,
     )
 
 
-def settings(run: ResyncRun) -> StepOutcome:
+def settings(run: IncidentRun, rp: ResyncPair) -> StepOutcome:
     """The settings a takeover depends on, compared between the new primary and the rebuilt
     standby (the same rules as ``drp check drift``)."""
     names = readiness.DRIFT_SETTINGS
-    primary = read_settings(run.topology.standby_dsn, names)
-    standby = read_settings(run.topology.primary_dsn, names)
-    run.drifts = readiness.compare_settings(primary, standby, names)
+    primary = read_settings(rp.new_dsn, names)
+    standby = read_settings(rp.old_dsn, names)
+    rp.drifts = readiness.compare_settings(primary, standby, names)
     data = {
+        "pair": rp.pair_id,
         "primary": primary,
         "standby": standby,
-        "drifts": [d.as_dict() for d in run.drifts],
+        "drifts": [d.as_dict() for d in rp.drifts],
     }
     run.ledger.append("resync.settings", data)
-    if not run.drifts:
+    if not rp.drifts:
         return StepOutcome(
             DONE, f"the {len(names)} takeover settings match between the sites", data
         )
     return StepOutcome(
         DONE,
-        f"{len(run.drifts)} drift(s) recorded: " + "; ".join(d.reason for d in run.drifts),
+        f"{len(rp.drifts)} drift(s) recorded: " + "; ".join(d.reason for d in rp.drifts),
         data,
     )
 
 
-def streaming_now(run_topology: Topology) -> bool:
+def streaming_now(old_dsn: str) -> bool:
     """Does the old primary stream from the DRC right now (as its clients reach it)?"""
     try:
-        role = pg.server_role(run_topology.primary_dsn)
-        return role.in_recovery and pg.receiver(run_topology.primary_dsn).streaming
+        role = pg.server_role(old_dsn)
+        return role.in_recovery and pg.receiver(old_dsn).streaming
     except PostgresError:
         return False

@@ -1,0 +1,32 @@
+"""JSON over HTTP with the standard library: the SKP applications' health and declarations, the
+front door's status. Thin: (status, data), status 0 when the other side cannot be reached."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+def http_json(
+    url: str, body: dict[str, Any] | None = None, timeout: float = 5.0
+) -> tuple[int, Any]:
+    """GET (or POST ``body``), decode the JSON: (status, data); status 0 when unreachable."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method="POST" if body is not None else "GET",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"null")
+        except ValueError:
+            return exc.code, None
+    except (OSError, ValueError):
+        return 0, None

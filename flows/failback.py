@@ -284,14 +284,7 @@ def _outcome(
     )
     first: dict[str, Any] = dict(per_pair[0]) if per_pair else {}
     return FailbackOutcome(
-        flow="failback",
-        incident_id=run.incident_id,
-        status=status,
-        reason=reason,
-        mode=run.mode.value,
-        attempt=run.attempt,
-        ledger=str(run.ledger.directory),
-        steps=tuple(run.results),
+        **run.outcome_fields(status, reason),
         approved_at=fb.clock.declared_at.isoformat(),
         achieved_rto_s=round(achieved.total_seconds(), 3) if achieved else None,
         rto_budget_s=fb.clock.budget.total_seconds(),

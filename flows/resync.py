@@ -144,14 +144,7 @@ def _outcome(
     )
     first = per_pair[0] if per_pair else {}
     return ResyncOutcome(
-        flow="resync",
-        incident_id=run.incident_id,
-        status=status,
-        reason=reason,
-        mode=run.mode.value,
-        attempt=run.attempt,
-        ledger=str(run.ledger.directory),
-        steps=tuple(run.results),
+        **run.outcome_fields(status, reason),
         method=first.get("method"),
         decision_reason=first.get("decision_reason"),
         started_at=started.isoformat(),

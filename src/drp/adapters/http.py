@@ -10,15 +10,21 @@ from typing import Any
 
 
 def http_json(
-    url: str, body: dict[str, Any] | None = None, timeout: float = 5.0
+    url: str,
+    body: Any = None,
+    timeout: float = 5.0,
+    *,
+    method: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
-    """GET (or POST ``body``), decode the JSON: (status, data); status 0 when unreachable."""
+    """GET (or POST ``body``, or ``method``), decode the JSON: (status, data); status 0 when
+    unreachable."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
         url,
         data=data,
-        method="POST" if body is not None else "GET",
-        headers={"Content-Type": "application/json"},
+        method=method or ("POST" if body is not None else "GET"),
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from drp.adapters import postgres as pg
+from drp.adapters.http import http_json
 from drp.errors import AdapterError
 from drp.polling import poll
 from drp.procs import owned, spawn, terminate
@@ -211,22 +212,8 @@ def _request(
     method: str, url: str, body: Any = None, timeout: float = 5.0, auth: str | None = None
 ) -> tuple[int, Any]:
     """(HTTP status, JSON body); status 0 when the server could not be reached."""
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"}
-    if auth is not None:
-        headers["Authorization"] = basic_auth_header(auth)
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"null")
-        except ValueError:
-            return exc.code, None
-    except (OSError, ValueError):
-        return 0, None
+    headers = {"Authorization": basic_auth_header(auth)} if auth is not None else None
+    return http_json(url, body, timeout, method=method, headers=headers)
 
 
 def healthy(api: str) -> bool:

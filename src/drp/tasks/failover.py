@@ -660,14 +660,7 @@ def outcome(run: IncidentRun, fo: FailoverState, status: str, reason: str = "") 
     )
     first = pairs[0] if pairs else None
     return FailoverOutcome(
-        flow="failover",
-        incident_id=run.incident_id,
-        status=status,
-        reason=reason,
-        mode=run.mode.value,
-        attempt=run.attempt,
-        ledger=str(run.ledger.directory),
-        steps=tuple(run.results),
+        **run.outcome_fields(status, reason),
         declared_at=fo.clock.declared_at.isoformat(),
         achieved_rto_s=round(achieved.total_seconds(), 3) if achieved else None,
         rto_budget_s=runs.tightest_budget(

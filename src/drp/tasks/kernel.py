@@ -155,6 +155,20 @@ class IncidentRun:
     def evidence_dir(self) -> Path:
         return self.ledger.directory.parent.parent
 
+    def outcome_fields(self, status: str, reason: str) -> dict[str, Any]:
+        """The fields every outcome (:class:`drp.domain.outcomes.Outcome`) takes from its run:
+        which flow and incident, how it ended, the mode, the attempt, the ledger, the steps."""
+        return {
+            "flow": self.flow,
+            "incident_id": self.incident_id,
+            "status": status,
+            "reason": reason,
+            "mode": self.mode.value,
+            "attempt": self.attempt,
+            "ledger": str(self.ledger.directory),
+            "steps": tuple(self.results),
+        }
+
     def notify(self, event: str, text: str, **data: Any) -> None:
         """Tell people (log, ledger, Slack when configured); never raises."""
         notify_safely(

@@ -70,7 +70,7 @@ class FrontDoorWriter:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        from drp.lab.core import http_json
+        from drp.adapters.http import http_json
 
         while not self._stop.is_set():
             key = f"DRILL-{uuid.uuid4().hex[:12]}"

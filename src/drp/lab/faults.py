@@ -21,12 +21,23 @@ class LabFaults:
     def repair(self) -> list[str]:
         return self.lab.repair()
 
+    def _writable_dc_servers(self) -> list[str]:
+        """Every pair's DC server that, seen on site (not through the cut uplink), still
+        accepts writes — on a site lab that is every pair, not only the main one."""
+        writable = []
+        for pair in self.lab.shape.pairs:
+            try:
+                if pg.server_role(self.lab.dsn(pair.dc) + " connect_timeout=2").writable:
+                    writable.append(pair.dc)
+            except PostgresError:
+                continue
+        return writable
+
     def writable_on_site(self) -> bool:
-        try:
-            return pg.server_role(self.lab.dsn("dc-db") + " connect_timeout=2").writable
-        except PostgresError:
-            return False
+        return bool(self._writable_dc_servers())
 
     def stop_on_site(self) -> str:
-        self.lab.cluster("dc-db").stop(mode="fast")
-        return "dc-db stopped on site"
+        stopped = self._writable_dc_servers()
+        for name in stopped:
+            self.lab.cluster(name).stop(mode="fast")
+        return f"{', '.join(stopped) or 'no DC database'} stopped on site"

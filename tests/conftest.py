@@ -5,7 +5,8 @@ Every fixture that starts a server takes its port from ``DRP_TEST_PORT_BASE`` (d
 plus its own offset (see tests/integration/conftest.py, tests/e2e/conftest.py and the modules
 with servers of their own: +0 integration lab and its extra pairs, +200, +400 e2e labs, +500
 drills, +600, +700 manual-mode lab, +800..+899 stand-ins and scratch servers, +900..+999 the
-site lab of tests/integration/test_lab_site.py). Worker N of
+site labs of tests/integration/test_lab_site.py and tests/e2e/test_site_failover.py, one module
+after the other). Worker N of
 pytest-xdist adds N x 1000, before any test module reads it.
 
 Under xdist, the tests of one file stay on one worker (their module-scoped servers are built

@@ -7,14 +7,14 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from observers import ClientPathWatcher, FrontDoorWriter
 from roster_codes import approval_input
 
 from drp.domain.outcomes import DrillOutcome
@@ -57,71 +57,6 @@ def fresh_lab(monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
 DRILL_SCENARIOS = ("dc-db-crash", "dc-heat", "dc-power-loss", "national-network-loss")
 INTERACTIVE_SCENARIO = "dc-heat"
 """Its gates are answered in the Prefect UI's way (resume with input), about a second late."""
-
-
-@dataclass
-class FrontDoorWriter:
-    """Writes declarations through the front door, as users do, wherever it points; keeps the
-    nomor aju of every write the SKP acknowledged (201)."""
-
-    url: str
-    acknowledged: list[str] = field(default_factory=list)
-    refused: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        from drp.adapters.http import http_json
-
-        while not self._stop.is_set():
-            key = f"DRILL-{uuid.uuid4().hex[:12]}"
-            status, _ = http_json(
-                f"{self.url}/declarations",
-                {"nomor_aju": key, "doc_type": "PEB", "office": "drill-writer"},
-                timeout=3,
-            )
-            if status == 201:
-                self.acknowledged.append(key)
-            else:
-                self.refused += 1
-            self._stop.wait(0.02)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-@dataclass
-class ClientPathWatcher:
-    """Polls both databases the way clients reach them (the DC through its uplink, the DRC
-    directly) every 50 ms; records every moment both accepted writes."""
-
-    dsns: tuple[str, str]
-    both_writable: list[float] = field(default_factory=list)
-    polls: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    @staticmethod
-    def _writable(dsn: str) -> bool:
-        import psycopg
-
-        try:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                row = conn.execute(
-                    "SELECT NOT pg_is_in_recovery()"
-                    " AND current_setting('default_transaction_read_only') = 'off'"
-                ).fetchone()
-                return bool(row and row[0])
-        except psycopg.Error:
-            return False
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            if all(self._writable(d) for d in self.dsns):
-                self.both_writable.append(time.time())
-            self.polls += 1
-            self._stop.wait(0.05)
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 def _answer_gates(evidence: Path, incident: str, stop: threading.Event, delay_s: float) -> None:

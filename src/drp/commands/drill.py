@@ -124,6 +124,17 @@ def _print_summary(s: dict[str, Any]) -> None:
     for p in s["phases"]:
         rto = f", achieved RTO {p['achieved_rto_s']:.1f} s" if p["achieved_rto_s"] else ""
         console.print(f"  {p['phase']:<9} {p['status']:<12} {p['duration_s']:6.1f} s{rto}")
+    for svc in s.get("services", ()):  # the failover's, each against its own RTO
+        rto = (
+            f"achieved RTO {svc['achieved_rto_s']:.1f} s of {svc['rto_budget_s'] / 60:g} min"
+            if svc.get("achieved_rto_s") is not None
+            else svc.get("reason") or "not started"
+        )
+        console.print(
+            f"  service {svc['service']:<16} {svc['status']:<9} {rto}"
+            + (f" (pair {svc['pair']})" if svc.get("pair") else ""),
+            highlight=False,
+        )
     for g in s["gates"]:
         console.print(
             f"  gate: {g['flow']} {g['gate']} answered by {g['answered_by']} ({g['channel']}) "

@@ -460,6 +460,13 @@ def promote(run: IncidentRun, fo: FailoverState, planned: PlannedStep) -> StepOu
         standby_dsn = pair.dsns.standby_dsn
         role = pg.server_role(standby_dsn)
         if not role.in_recovery:
+            # A primary that refuses writes (an earlier attempt promoted it, its write probe
+            # failed) is not a finished promotion: the re-run says so instead of going on.
+            if not role.writable:
+                raise PreconditionFailed(
+                    f"the DRC database of {pair.pair_id} is already primary but does not accept"
+                    " writes (default_transaction_read_only is on?): mend it, then re-run"
+                )
             pair.promoted = True
             return StepOutcome(
                 ALREADY_DONE,
@@ -583,7 +590,20 @@ def start_service(run: IncidentRun, planned: PlannedStep) -> StepOutcome:
 
 def verify(run: IncidentRun, fo: FailoverState, planned: PlannedStep) -> StepOutcome:
     """A real write and read through the front door (the service's route) that must land in
-    the DRC database of the service's pair."""
+    the DRC database of the service's pair. On a re-run, a service verified by an earlier
+    attempt, whose every earlier step this attempt found already done (nothing changed since),
+    is not verified again: a step is never done twice."""
+    ids = [s.id for s in planned.service.steps]
+    earlier = ids[: ids.index(planned.step.id)] if planned.step.id in ids else []
+    this_attempt = {r.get("step_id"): r.get("status") for r in list(run.results)}
+    if planned.step.id in run.done_before and all(
+        this_attempt.get(s) == ALREADY_DONE for s in earlier
+    ):
+        return StepOutcome(
+            ALREADY_DONE,
+            f"{planned.service.id} was verified in an earlier attempt, and every step before "
+            "it is still in place",
+        )
     site = run.topology.standby_site
     ep = run.topology.service(planned.service.id)
     route = {"service": planned.service.id} if ep.route else {}

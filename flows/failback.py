@@ -33,6 +33,7 @@ from drp.tasks import gates, kernel
 from drp.tasks import incident as incidents
 from drp.tasks.observe import frontdoor_site
 from drp.tasks.parameters import ModeName
+from drp.tasks.services import side_by_side
 from drp.tasks.steps import FAILED, StepOutcome
 from drp.topology import Topology
 
@@ -93,21 +94,35 @@ def failback(
         _step(
             run, fb, "approve", steps.APPROVE, lambda: steps.approve(approval, reused=bool(reused))
         )
-        for fp in pairs:
+        # Pairs side by side (each its own steps in order), then every route, then every
+        # service's verification: a site's failback takes about as long as its slowest pair.
+        at_once = run.runbook.execution.policy().max_parallel
+
+        def bring_back(fp: steps.FailbackPair) -> None:
             for st in steps.PAIR_STEPS:
                 _step(run, fb, fp.step_id(st), st, _pair_body(run, fp, st.id), fp.pair_id)
-        for route, step_id in _routes(run, services):
-            _step(
-                run, fb, step_id, steps.SWITCH, lambda r=route, i=step_id: steps.switch(run, r, i)
-            )
-        for service_id, dc_dsn, step_id in _verifications(run, fb):
-            _step(
-                run,
-                fb,
-                step_id,
-                steps.VERIFY,
-                lambda s=service_id, d=dc_dsn, i=step_id: steps.verify(run, s, d, i),
-            )
+
+        side_by_side([lambda fp=fp: bring_back(fp) for fp in pairs], at_once, "failback-pair")
+        side_by_side(
+            [
+                lambda r=route, i=step_id: _step(
+                    run, fb, i, steps.SWITCH, lambda: steps.switch(run, r, i)
+                )
+                for route, step_id in _routes(run, services)
+            ],
+            at_once,
+            "failback-route",
+        )
+        side_by_side(
+            [
+                lambda s=service_id, d=dc_dsn, i=step_id: _step(
+                    run, fb, i, steps.VERIFY, lambda: steps.verify(run, s, d, i)
+                )
+                for service_id, dc_dsn, step_id in _verifications(run, fb)
+            ],
+            at_once,
+            "failback-verify",
+        )
         fb.clock.stop(datetime.now(UTC))
         result = _outcome(run, fb, "verified")
         return kernel.close_incident(

@@ -29,6 +29,7 @@ from drp.tasks import kernel, manual_resync
 from drp.tasks import manual as manual_steps
 from drp.tasks import resync as steps
 from drp.tasks.parameters import ModeName
+from drp.tasks.services import side_by_side
 from drp.tasks.steps import FAILED, StepOutcome
 from drp.topology import Topology, resolve
 
@@ -72,7 +73,8 @@ def resync(
     )
     started = datetime.now(UTC)
     try:
-        for rp in pairs:
+
+        def rebuild(rp: steps.ResyncPair) -> None:
             for step in steps.STEPS:
                 outcome = run.step(
                     rp.step_id(step),
@@ -85,6 +87,14 @@ def resync(
                 )
                 if outcome.status == FAILED:
                     raise ResyncStopped(f"{step.name} ({rp.pair_id}): {outcome.reason}")
+
+        # Every pair side by side, its own steps in order; a pair that fails does not stop the
+        # others half way (each finishes or fails on its own), and the run then stops.
+        side_by_side(
+            [lambda rp=rp: rebuild(rp) for rp in pairs],
+            run.runbook.execution.policy().max_parallel,
+            "resync-pair",
+        )
         result = _outcome(run, pairs, "streaming", started)
         return kernel.close_incident(
             run,

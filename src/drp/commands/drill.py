@@ -126,14 +126,15 @@ def _print_summary(s: dict[str, Any]) -> None:
         console.print(f"  {p['phase']:<9} {p['status']:<12} {p['duration_s']:6.1f} s{rto}")
     for svc in s.get("services", ()):  # the failover's, each against its own RTO
         rto = (
-            f"achieved RTO {svc['achieved_rto_s']:.1f} s of {svc['rto_budget_s'] / 60:g} min"
+            f"RTO {svc['achieved_rto_s']:.1f} s / {svc['rto_budget_s'] / 60:g} min"
             if svc.get("achieved_rto_s") is not None
             else svc.get("reason") or "not started"
         )
+        pair = f" ({svc['pair']})" if svc.get("pair") else ""
         console.print(
-            f"  service {svc['service']:<16} {svc['status']:<9} {rto}"
-            + (f" (pair {svc['pair']})" if svc.get("pair") else ""),
+            f"  {svc['service']:<15} {svc['status']:<9} {rto}{pair}",
             highlight=False,
+            soft_wrap=True,
         )
     for g in s["gates"]:
         console.print(

@@ -138,3 +138,24 @@ def _answer(
                 states[service_id] = State.FAILED
                 reasons[service_id] = str(exc)
                 run.ledger.append("service.failed", {"service": service_id, "reason": str(exc)})
+
+
+def side_by_side(bodies: Sequence[Callable[[], None]], max_parallel: int, name: str) -> None:
+    """Run independent pieces of one flow (each database pair's steps in a resync or a
+    failback, each route's switch, each service's verification) at the same time, in the flow
+    run's context so that their steps are tasks of the run; wait until every one has ended —
+    nothing is left running — then raise the first failure, if any. One piece runs in the
+    flow's own thread (where Prefect can time its steps out)."""
+    if len(bodies) <= 1:
+        for body in bodies:
+            body()
+        return
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(max_parallel, len(bodies))), thread_name_prefix=f"drp-{name}"
+    ) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, body) for body in bodies]
+        wait(futures)
+    for future in futures:
+        error = future.exception()
+        if error is not None:
+            raise error

@@ -144,8 +144,8 @@ def side_by_side(bodies: Sequence[Callable[[], None]], max_parallel: int, name: 
     """Run independent pieces of one flow (each database pair's steps in a resync or a
     failback, each route's switch, each service's verification) at the same time, in the flow
     run's context so that their steps are tasks of the run; wait until every one has ended —
-    nothing is left running — then raise the first failure, if any. One piece runs in the
-    flow's own thread (where Prefect can time its steps out)."""
+    nothing is left running — then raise the first failure, if any. A single piece runs in
+    the flow's own thread (where Prefect can time its steps out)."""
     if len(bodies) <= 1:
         for body in bodies:
             body()

@@ -122,9 +122,13 @@ def observed(lab: Lab) -> Iterator[Observers]:
     """A writer and a two-primaries watcher per pair, for the duration of the block."""
     obs = Observers()
     for pair in PAIRS:
-        obs.writers[pair] = FrontDoorWriter(lab.route_url(WRITES_THROUGH[pair]))
+        # Three writers and three watchers at once: a write every 0.1 s per pair and a poll
+        # every 0.1 s still give hundreds of each per phase, and leave the two cores to the
+        # failover they watch.
+        obs.writers[pair] = FrontDoorWriter(lab.route_url(WRITES_THROUGH[pair]), interval_s=0.1)
         obs.watchers[pair] = ClientPathWatcher(
-            (_server_dsn(lab, pair, "dc", client_path=True), _server_dsn(lab, pair, "drc"))
+            (_server_dsn(lab, pair, "dc", client_path=True), _server_dsn(lab, pair, "drc")),
+            interval_s=0.1,
         )
     threads = [
         threading.Thread(target=w.run, daemon=True)

@@ -194,7 +194,8 @@ def test_the_lab_keeps_its_shape_and_refuses_another_before_changing_anything(
         lab_cli.app, ["up", "--runbook", str(other), "--root", str(site_lab.cfg.root)]
     )
     assert result.exit_code != 0
-    assert "drp lab reset --runbook" in result.output and "nothing was changed" in result.output
+    said = " ".join(result.output.split())  # as printed, wrapped at the terminal's width
+    assert "drp lab reset --runbook" in said and "nothing was changed" in said, said
     assert site_lab._state() == before
     again = CliRunner().invoke(lab_cli.app, ["up", "--json", "--root", str(site_lab.cfg.root)])
     assert again.exit_code == 0, again.output

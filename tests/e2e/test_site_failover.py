@@ -71,24 +71,16 @@ class Site:
 def site_lab(prefect_server) -> Iterator[Site]:
     root = Path(tempfile.mkdtemp(prefix="drp-site-e2e-", dir="/tmp"))  # 0700: drp.lab.placement
     lab = Lab.from_env(root=root / "lab", port_base=PORT_BASE)
-    env = {
-        "DRP_LAB_ROOT": str(lab.cfg.root),
-        "DRP_EVIDENCE_DIR": str(root / "evidence"),
-        "DRP_APPROVAL_POLL_S": "1",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        lab.up(sync=True, runbook=SITE_RUNBOOK)
-        yield Site(lab, root / "evidence", str(SITE_RUNBOOK))
-    finally:
-        lab.down(purge=True)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        shutil.rmtree(root, ignore_errors=True)
+    with pytest.MonkeyPatch.context() as env:  # the flows find the lab and evidence here
+        env.setenv("DRP_LAB_ROOT", str(lab.cfg.root))
+        env.setenv("DRP_EVIDENCE_DIR", str(root / "evidence"))
+        env.setenv("DRP_APPROVAL_POLL_S", "1")
+        try:
+            lab.up(sync=True, runbook=SITE_RUNBOOK)
+            yield Site(lab, root / "evidence", str(SITE_RUNBOOK))
+        finally:
+            lab.down(purge=True)
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -231,6 +223,16 @@ def _failover(site: Site, incident: str, **params: Any) -> Any:
     )
 
 
+def _failback(site: Site, incident: str) -> Any:
+    return load("failback").failback(
+        runbook=site.runbook,
+        incident_id=incident,
+        mode="drill",
+        approved_by="Sari",
+        declared_by="Budi",
+    )
+
+
 # -- the whole site ----------------------------------------------------------------------------
 def test_the_whole_site_fails_over_resyncs_and_fails_back_without_losing_a_write(
     site: Site,
@@ -271,13 +273,7 @@ def test_the_whole_site_fails_over_resyncs_and_fails_back_without_losing_a_write
     assert_both_sites_agree(lab, PAIRS)
 
     with observed(lab) as obs:
-        failback = load("failback").failback(
-            runbook=site.runbook,
-            incident_id=incident,
-            mode="drill",
-            approved_by="Sari",
-            declared_by="Budi",
-        )
+        failback = _failback(site, incident)
     assert failback.status == "verified", failback
     assert _routes(lab) == dict.fromkeys(SERVICES, "dc")
     assert {_role(lab, p, "dc") for p in PAIRS} == {"primary"}
@@ -317,13 +313,7 @@ def test_one_service_fails_over_alone_while_the_others_keep_serving_from_the_dc(
         resync = load("resync").resync(runbook=site.runbook, incident_id=incident, mode="drill")
         assert resync.status == "streaming", resync
         assert [p["pair"] for p in resync.pairs] == list(moved)
-        failback = load("failback").failback(
-            runbook=site.runbook,
-            incident_id=incident,
-            mode="drill",
-            approved_by="Sari",
-            declared_by="Budi",
-        )
+        failback = _failback(site, incident)
     assert failback.status == "verified", failback
     assert _routes(lab) == dict.fromkeys(SERVICES, "dc")
     for pair in stayed:
@@ -333,7 +323,7 @@ def test_one_service_fails_over_alone_while_the_others_keep_serving_from_the_dc(
 
 
 # -- one service failing -----------------------------------------------------------------------
-def _with_short_write_probe(site: Site, directory: Path) -> str:
+def _with_short_write_probe(directory: Path) -> str:
     """runbooks/lab-site.yaml with skp's promotion waiting 5 s (not 30) for its first write:
     the test makes that promotion fail, and need not wait for it longer."""
     doc = yaml.safe_load(SITE_RUNBOOK.read_text())
@@ -363,7 +353,7 @@ def test_a_failed_promotion_stops_its_dependants_and_spares_the_independent(
     site: Site, tmp_path: Path
 ) -> None:
     lab = site.lab
-    runbook = _with_short_write_probe(site, tmp_path)
+    runbook = _with_short_write_probe(tmp_path)
     incident = f"inc-fail-{uuid.uuid4().hex[:6]}"
     _read_only_after_promotion(lab, "skp-db", on=True)
     with observed(lab) as obs, pytest.raises(IncidentStopped) as stopped:
